@@ -1,0 +1,3 @@
+from deepgen.cli import main
+
+raise SystemExit(main())

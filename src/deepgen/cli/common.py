@@ -1,0 +1,82 @@
+"""Arguments and helpers shared by several subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from deepgen.config import from_dict, load_file, parse_overrides, to_dict
+from deepgen.data import DataSpec
+
+EXAMPLES_FMT = argparse.RawDescriptionHelpFormatter
+
+
+def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data", required=required, metavar="DATA",
+                   help="dataset name (see 'deepgen list'), a .npy/.csv file, or a folder of images")
+    g.add_argument("--data-dir", help="folder with MNIST files (default: $DEEPGEN_DATA)")
+    g.add_argument("--binarize", choices=["none", "dynamic", "threshold"], default=None,
+                   help="binarise discrete data: dynamic (fresh Bernoulli draws per batch) or threshold")
+    g.add_argument("--image-size", type=int, help="resize an image folder to N x N")
+    g.add_argument("--channels", type=int, choices=[1, 3], help="image folder: 1 grey, 3 RGB")
+    g.add_argument("--levels", type=int, help="a file's values are integers 0..L-1 (2 = binary)")
+    g.add_argument("--no-standardize", action="store_true", help="do not standardise continuous files")
+
+
+def data_spec(args, base: dict | None = None) -> DataSpec:
+    """DataSpec from ``--data`` flags over ``base`` (a config file's [data] table)."""
+    d = dict(base or {})
+    d["name"] = args.data
+    for flag, key in (("data_dir", "data_dir"), ("binarize", "binarize"), ("image_size", "image_size"),
+                      ("channels", "channels"), ("levels", "levels")):
+        v = getattr(args, flag, None)
+        if v is not None:
+            d[key] = v
+    if getattr(args, "no_standardize", False):
+        d["standardize"] = False
+    return from_dict(DataSpec, d)
+
+
+def spec_for_run(args, run_spec: DataSpec) -> DataSpec:
+    """The data to score/evaluate: ``--data`` if given (keeping the run's options), else the run's."""
+    if not getattr(args, "data", None):
+        return run_spec
+    d = to_dict(run_spec)
+    d["name"] = args.data
+    if args.data != run_spec.name:
+        d.pop("levels", None)
+    spec_args = data_spec(args, d)
+    return spec_args
+
+
+def read_config_file(path: str | None) -> dict:
+    if not path:
+        return {}
+    cfg = load_file(path)
+    unknown = set(cfg) - {"model", "train", "data", "model_name"}
+    if unknown:
+        from deepgen.errors import ConfigError
+
+        raise ConfigError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}; use [model], [train], [data]")
+    return cfg
+
+
+def model_options(cfg_file: dict, overrides: list[str] | None) -> dict:
+    opts = dict(cfg_file.get("model", {}))
+    opts.update(parse_overrides(overrides))
+    return opts
+
+
+def write_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def fmt(v, digits: int = 4) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}" if abs(v) < 1e5 else f"{v:.3e}"
+    return str(v)

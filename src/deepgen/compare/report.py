@@ -1,0 +1,193 @@
+"""Write the comparison as ``table.md``, ``table.csv`` and a self-contained ``report.html``."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+from pathlib import Path
+
+FAMILY_ORDER = ["reference", "baseline", "autoregressive", "flow", "vae", "gan", "energy", "diffusion",
+                "implicit", "hybrid"]
+
+
+def _v(row: dict, key: str):
+    return row["metrics"].get(key, {}).get("value")
+
+
+def _num(v, digits=3):
+    if v is None:
+        return "n/a"
+    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and abs(v) >= 100):
+        return f"{int(v):,}"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.{digits}g}" if abs(v) < 0.01 else f"{v:.{digits}f}"
+
+
+def _density(row: dict) -> str:
+    kind = row.get("density_kind")
+    return {"exact": "yes", "lower bound": "no (bound)", "estimate": "no (estimate)",
+            "unnormalised": "no (unnormalised)", "none": "no"}.get(kind, kind or "")
+
+
+def _nll_cell(row: dict, discrete: bool) -> str:
+    m = row["metrics"]
+    key = "bpd" if discrete else "nll"
+    e = m.get(key) or {}
+    if e.get("value") is None:
+        if row.get("family") == "reference" and m.get("entropy"):
+            return f"{_num(m['entropy']['value'])} (entropy)"
+        return "n/a"
+    kind = {"exact": "exact", "lower bound": "bound", "estimate": "est."}.get(e.get("kind"), e.get("kind", ""))
+    return f"{_num(e['value'])} ({kind})"
+
+
+def columns(info) -> list[tuple[str, callable]]:
+    """(header, cell function) for this kind of data."""
+    discrete = info.is_discrete
+    cols = [
+        ("Family", lambda r: r.get("family", "")),
+        ("Model", lambda r: r.get("model", "")),
+        ("Train (ex/s)", lambda r: _num(_v(r, "train_speed"), 0) if r.get("family") != "reference" else ""),
+        ("Sample (samples/s)", lambda r: _num(_v(r, "sampling_speed"), 0) if r.get("family") != "reference" else ""),
+        ("Params", lambda r: _num(_v(r, "parameters")) if r.get("family") != "reference" else ""),
+        ("Exact density", lambda r: _density(r) if r.get("family") != "reference" else ""),
+        ("NLL (bits/dim)" if discrete else "NLL (nats)", lambda r: _nll_cell(r, discrete)),
+    ]
+    if info.is_image:
+        cols += [
+            ("FID", lambda r: _num(_v(r, "fid"), 2)),
+            ("KID x1e3", lambda r: "n/a" if _v(r, "kid") is None else
+             f"{1e3 * _v(r, 'kid'):.2f} ± {1e3 * r['metrics']['kid'].get('std', 0):.2f}"),
+            ("Precision", lambda r: _num(_v(r, "precision"))),
+            ("Recall", lambda r: _num(_v(r, "recall"))),
+        ]
+    else:
+        cols += [
+            ("MMD² x1e3", lambda r: "n/a" if _v(r, "mmd2") is None else f"{1e3 * _v(r, 'mmd2'):.2f}"),
+            ("Precision", lambda r: _num(_v(r, "precision"))),
+            ("Recall", lambda r: _num(_v(r, "recall"))),
+        ]
+        if info.name in ("8gaussians", "25gaussians"):
+            cols.append(("Modes", lambda r: _num(_v(r, "modes"))))
+            cols.append(("HQ samples", lambda r: "n/a" if _v(r, "high_quality") is None else f"{100 * _v(r, 'high_quality'):.1f}%"))
+    cols.append(("Train time (s)", lambda r: _num(_v(r, "train_time"), 1) if r.get("family") != "reference" else ""))
+    return cols
+
+
+def ordered(rows: list[dict], reference: dict) -> list[dict]:
+    def key(r):
+        fam = r.get("family", "")
+        return (FAMILY_ORDER.index(fam) if fam in FAMILY_ORDER else len(FAMILY_ORDER), r.get("model", ""))
+
+    return [reference] + sorted(rows, key=key)
+
+
+def notes(result, info) -> list[str]:
+    feat = next((r["metrics"]["fid"]["label"] for r in result.rows + [result.reference]
+                 if r["metrics"].get("fid", {}).get("value") is not None), None)
+    out = [
+        "Same data, steps, batch size and seed for every model; each model uses its own default learning rate.",
+        "Train: median training examples/s over logged windows (first window skipped). Sample: samples/s.",
+        "NLL labels: exact = log-likelihood; bound = lower bound on log p(x) (ELBO or dequantisation), so the "
+        "true NLL is lower; est. = importance-sampled estimate. GANs define no density.",
+    ]
+    if info.is_discrete:
+        out.append(f"bits/dim = NLL / (D ln 2) with D = {info.dim}, on {info.levels}-level data (dequantisation included).")
+    if feat:
+        out.append(f"Sample quality uses {feat.split('(', 1)[1].rstrip(')')}; reference set = training data. "
+                   "These are not Inception FIDs.")
+    out.append("The 'data (test split)' row scores held-out real data: the floor an ideal model can expect.")
+    return out
+
+
+def write_reports(result, ds, meta: dict) -> dict[str, str]:
+    info = ds.info
+    cols = columns(info)
+    rows = ordered(result.rows, result.reference)
+    table = [[fn(r) for _, fn in cols] for r in rows]
+    headers = [h for h, _ in cols]
+    out = result.out
+    md = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    md += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in table]
+    md += [""] + [f"- {n}" for n in notes(result, info)]
+    title = f"deepgen compare on {info.describe()}"
+    (out / "table.md").write_text(f"# {title}\n\n" + "\n".join(md) + "\n")
+    with open(out / "table.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(headers)
+        w.writerows(table)
+    (out / "report.html").write_text(render_html(title, headers, table, rows, result, info, meta))
+    return {"markdown": str(out / "table.md"), "csv": str(out / "table.csv"), "html": str(out / "report.html")}
+
+
+
+def _img(path: str | None, alt: str) -> str:
+    if not path or not Path(path).is_file():
+        return f'<div class="missing">{html.escape(alt)}: no image</div>'
+    data = base64.b64encode(Path(path).read_bytes()).decode()
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
+table{border-collapse:collapse;font-size:14px;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
+th{background:#f0f0f0}td:nth-child(1),td:nth-child(2){text-align:left}tr.reference td{background:#f8f8e8;font-style:italic}
+.cards{display:flex;flex-wrap:wrap;gap:1em}.card{border:1px solid #ddd;padding:.5em;border-radius:6px}
+.card img{max-width:360px;image-rendering:pixelated;display:block}.card h3{margin:.2em 0;font-size:15px}
+.missing{color:#a00}.warn{color:#a00;font-weight:bold}.ok{color:#070}small{color:#666}
+"""
+
+SCRIPT = """
+window.addEventListener('load', function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  var el = document.getElementById('image-status');
+  el.textContent = ok + ' of ' + imgs.length + ' images loaded';
+  el.setAttribute('data-loaded', ok); el.setAttribute('data-total', imgs.length);
+  el.className = ok === imgs.length ? 'ok' : 'warn';
+});
+"""
+
+
+def render_html(title, headers, table, rows, result, info, meta) -> str:
+    e = html.escape
+    thead = "".join(f"<th>{e(h)}</th>" for h in headers)
+    body = []
+    for r, cells in zip(rows, table):
+        cls = ' class="reference"' if r.get("family") == "reference" else ""
+        body.append(f"<tr{cls}>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
+    cards = []
+    for r in rows[1:]:
+        label = f"{r['model']} ({r['family']})"
+        imgs = _img(r.get("samples_png"), f"{r['model']} samples")
+        if r.get("density_png"):
+            imgs += _img(r["density_png"], f"{r['model']} density")
+        loss = Path(r.get("run", "")) / "loss.png"
+        imgs += _img(str(loss), f"{r['model']} loss curve") if loss.is_file() else ""
+        cards.append(f'<div class="card"><h3>{e(label)}</h3>{imgs}</div>')
+    detail = []
+    for r in rows:
+        items = "".join(
+            f"<li>{e(m['label'])}: {e(_num(m['value']) if m['value'] is not None else 'n/a — ' + m.get('reason', ''))}</li>"
+            for m in r["metrics"].values()
+        )
+        detail.append(f"<details><summary>{e(r['model'])}: all metrics</summary><ul>{items}</ul></details>")
+    settings = (f"{meta['steps']} steps, batch {meta['batch_size']}, seed {meta['seed']}, torch {meta['torch']}, "
+                f"{meta['threads']} threads, {meta['date']}")
+    note_items = "".join(f"<li>{e(n)}</li>" for n in notes(result, info))
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title><style>{CSS}</style></head>
+<body>
+<h1>{e(title)}</h1>
+<p><small>{e(settings)} · <span id="image-status">images not checked (JavaScript off)</span></small></p>
+<table><thead><tr>{thead}</tr></thead><tbody>{''.join(body)}</tbody></table>
+<ul>{note_items}</ul>
+<h2>Samples</h2>
+<div class="cards">{''.join(cards)}</div>
+<h2>Every metric</h2>
+{''.join(detail)}
+<script>{SCRIPT}</script>
+</body></html>
+"""

@@ -1,0 +1,152 @@
+"""Frozen dataclass configs that round-trip through JSON, TOML files and ``KEY=VALUE`` strings.
+
+Every model and the trainer take a frozen dataclass. :func:`to_dict` / :func:`from_dict` convert it
+to and from plain JSON types (tuples become lists and come back as tuples), unknown keys are an error
+that lists the valid ones, and :func:`parse_overrides` turns ``["latent_dim=8", "beta=0.5"]`` from the
+command line into typed values using the dataclass's annotations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+from deepgen.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+T = TypeVar("T")
+
+CONFIG_VERSION = 1
+
+
+def to_dict(cfg) -> dict[str, Any]:
+    """A JSON-ready dict of a (possibly nested) dataclass."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(v):
+            v = to_dict(v)
+        elif isinstance(v, tuple):
+            v = list(v)
+        out[f.name] = v
+    return out
+
+
+def _coerce(tp, value, where: str):
+    """Convert a JSON/TOML/string value to annotation ``tp``; raise ConfigError when it cannot."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(a, value, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"{where}: cannot read {value!r} as {tp}")
+    if origin is typing.Literal:
+        if value in args:
+            return value
+        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}")
+    if origin in (tuple, list):
+        if isinstance(value, str):
+            value = [v for v in value.replace("(", "").replace(")", "").split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        item = args[0] if args else Any
+        return tuple(_coerce(item, v, where) for v in value)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table, got {value!r}")
+        return from_dict(tp, value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp in (int, float, str):
+        if tp is int and isinstance(value, float) and not value.is_integer():
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        if tp in (int, float) and isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            return tp(float(value)) if tp is int and isinstance(value, str) and "e" in value else tp(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}") from None
+    return value
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Build dataclass ``cls`` from a dict, converting types; unknown keys list the valid ones."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) {', '.join(sorted(unknown))} for {cls.__name__}; "
+            f"valid: {', '.join(sorted(names)) or '(none)'}"
+        )
+    kwargs = {k: _coerce(hints[k], v, f"{cls.__name__}.{k}") for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{cls.__name__}: {e}") from None
+
+
+def replace(cfg: T, **changes) -> T:
+    """``dataclasses.replace`` with the same type conversion as :func:`from_dict`."""
+    merged = {**to_dict(cfg), **changes}
+    return from_dict(type(cfg), merged)
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, str]:
+    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``; values are typed later by :func:`from_dict`."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"option {item!r} is not KEY=VALUE")
+        k, v = item.split("=", 1)
+        out[k.strip().replace("-", "_")] = v.strip()
+    return out
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML or JSON config file into a dict (sections ``model`` and ``train``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        if path.suffix == ".toml":
+            with open(path, "rb") as fh:
+                return tomllib.load(fh)
+        with open(path) as fh:
+            return json.load(fh)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {e}") from None
+
+
+def check_positive(cfg, *names: str) -> None:
+    """Raise ConfigError when any named field of ``cfg`` is not > 0 (called from ``__post_init__``)."""
+    for n in names:
+        v = getattr(cfg, n)
+        if v is not None and v <= 0:
+            raise ConfigError(f"{type(cfg).__name__}.{n} must be > 0, got {v}")

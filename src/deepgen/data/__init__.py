@@ -1,0 +1,250 @@
+"""Named datasets and user files, loaded into :class:`Dataset` objects.
+
+>>> from deepgen.data import DataSpec, load_dataset
+>>> ds = load_dataset(DataSpec("digits"))
+>>> ds.info.shape, ds.info.levels, len(ds.train)
+((1, 8, 8), 17, 1294)
+
+Names: the 2D toys (``moons``, ``circles``, ``8gaussians``, ``25gaussians``, ``checkerboard``,
+``2spirals``, ``pinwheel``, ``swissroll``), ``digits`` (bundled), ``mnist`` and ``binarized-mnist``
+(from ``--data-dir`` / ``$DEEPGEN_DATA``), or a path: ``.npy``, ``.csv`` or a folder of images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from deepgen.config import check_positive
+from deepgen.data import images, toy2d
+from deepgen.data.base import (
+    DataInfo,
+    Dataset,
+    Split,
+    check_examples,
+    check_finite,
+    check_levels,
+    to_model_space,
+)
+from deepgen.data.files import read_table, split_indices, standardisation
+from deepgen.data.transforms import binarize_dynamic, binarize_threshold
+from deepgen.errors import DataError, UnknownNameError
+
+__all__ = ["DataInfo", "DataSpec", "Dataset", "Split", "load_dataset", "load_eval_split", "dataset_table"]
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which data to load and how; stored in every run so that a run can reload its data.
+
+    Attributes:
+        name: a dataset name (see :func:`dataset_table`) or a path to ``.npy``/``.csv``/image folder.
+        data_dir: folder holding MNIST files (default ``$DEEPGEN_DATA``).
+        binarize: ``"dynamic"`` draws Bernoulli(x) afresh for every training batch (test data is
+            binarised once with a fixed seed); ``"threshold"`` uses ``x > 0.5``.
+        image_size, channels: resize image folders to ``image_size`` squared, grey (1) or RGB (3).
+        levels: declare that a file's values are integers ``0..levels-1`` (2 for binary data).
+        standardize: standardise continuous files column-wise with train-split statistics.
+        n_train: training points drawn for the 2D toys (validation 5,000, test 10,000).
+        val_fraction: share of a file (or of digits/MNIST train) held out for validation.
+        seed: seed for the toy draws and the file split.
+    """
+
+    name: str
+    data_dir: str | None = None
+    binarize: Literal["none", "dynamic", "threshold"] = "none"
+    image_size: int | None = None
+    channels: int | None = None
+    levels: int | None = None
+    standardize: bool = True
+    n_train: int = 50_000
+    val_fraction: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self):
+        check_positive(self, "image_size", "n_train")
+        if self.levels is not None and self.levels < 2:
+            raise DataError(f"levels must be >= 2, got {self.levels}")
+        if self.channels not in (None, 1, 3):
+            raise DataError(f"channels must be 1 or 3, got {self.channels}")
+        if not 0 <= self.val_fraction < 1:
+            raise DataError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+
+
+NAMED = {
+    **{k: f"2D toy ({(v.__doc__ or '').strip().splitlines()[0]})" for k, v in toy2d.TOY2D.items()},
+    "digits": "scikit-learn 8x8 digits, 17 levels, 1437 train / 360 test, bundled (no download)",
+    "mnist": "MNIST 28x28, 256 levels, 54k/6k/10k; IDX files from --data-dir or $DEEPGEN_DATA",
+    "binarized-mnist": "static binarised MNIST (Larochelle), 50k/10k/10k; .amat(.gz) from --data-dir",
+}
+
+
+def dataset_table() -> list[dict]:
+    """Rows (name, description) for ``deepgen list``."""
+    rows = [{"name": k, "description": v} for k, v in NAMED.items()]
+    rows.append({"name": "PATH.npy | PATH.csv", "description": "your table (N, D) or images (N, [C,] H, W)"})
+    rows.append({"name": "DIR/", "description": "a folder of PNG/JPEG images (--image-size, --channels)"})
+    return rows
+
+
+def _images_to_splits(parts: dict[str, tuple[np.ndarray, np.ndarray | None]], levels: int) -> dict[str, Split]:
+    out = {}
+    for k, (x, y) in parts.items():
+        out[k] = Split(to_model_space(x, levels), None if y is None else torch.from_numpy(np.asarray(y, np.int64)))
+    return out
+
+
+def _hold_out(x: np.ndarray, y: np.ndarray | None, frac: float, seed: int):
+    tr, va = split_indices(len(x), frac, seed)
+    pick = lambda a, i: None if a is None else a[i]  # noqa: E731
+    return (x[tr], pick(y, tr)), (x[va], pick(y, va))
+
+
+def _load_named(spec: DataSpec) -> tuple[DataInfo, dict[str, Split], str]:
+    name = spec.name
+    if name in toy2d.TOY2D:
+        g = torch.Generator().manual_seed(spec.seed)
+        splits = {
+            "train": Split(toy2d.sample(name, spec.n_train, g)),
+            "val": Split(toy2d.sample(name, 5_000, g)),
+            "test": Split(toy2d.sample(name, 10_000, g)),
+        }
+        return DataInfo(name, (2,)), splits, f"toy2d:{name} seed {spec.seed}"
+    if name == "digits":
+        parts = images.digits_split()
+        train, val = _hold_out(*parts["train"], spec.val_fraction, spec.seed)
+        splits = _images_to_splits({"train": train, "val": val, "test": parts["test"]}, 17)
+        return DataInfo("digits", (1, 8, 8), 17, 10), splits, "sklearn.datasets.load_digits"
+    root = images.data_dir(spec.data_dir)
+    if name == "mnist":
+        parts = images.load_mnist(root)
+        train, val = _hold_out(*parts["train"], spec.val_fraction, spec.seed)
+        splits = _images_to_splits({"train": train, "val": val, "test": parts["test"]}, 256)
+        return DataInfo("mnist", (1, 28, 28), 256, 10), splits, f"MNIST IDX files in {root}"
+    if name == "binarized-mnist":
+        parts = images.load_binarized_mnist(root)
+        splits = _images_to_splits({k: (v, None) for k, v in parts.items()}, 2)
+        return DataInfo("binarized-mnist", (1, 28, 28), 2), splits, f"binarised MNIST .amat in {root}"
+    raise AssertionError(name)
+
+
+def _read_path(spec: DataSpec) -> tuple[np.ndarray, int | None]:
+    """Raw array of a user path and its number of levels (256 for images and uint8 stacks)."""
+    path = Path(spec.name).expanduser()
+    if path.is_dir():
+        return images.load_image_folder(path, spec.image_size, spec.channels), spec.levels or 256
+    arr = read_table(path)
+    if arr.ndim == 3:
+        arr = arr[:, None]
+    levels = spec.levels
+    if levels is None and arr.dtype == np.uint8 and arr.ndim == 4:
+        levels = 256
+    if levels is not None:
+        check_levels(arr, levels, str(path))
+    return arr, levels
+
+
+def _prepare_path(spec: DataSpec, arr: np.ndarray, levels: int | None, info: DataInfo | None):
+    """Model-space tensor of a user array; reuse ``info``'s standardisation when given (a run's)."""
+    src = spec.name
+    if info is not None and tuple(arr.shape[1:]) != tuple(info.shape):
+        raise DataError(f"{src}: examples have shape {tuple(arr.shape[1:])}, the run was trained on {info.shape}")
+    if levels is not None:
+        return to_model_space(arr, levels), info or DataInfo(src, tuple(arr.shape[1:]), levels)
+    x = arr.astype(np.float64)
+    if info is None:
+        if spec.standardize:
+            mean, std = standardisation(x)
+            info = DataInfo(src, tuple(arr.shape[1:]), None, None, tuple(mean.ravel()), tuple(std.ravel()))
+        else:
+            info = DataInfo(src, tuple(arr.shape[1:]))
+    if info.shift is not None:
+        shape = (1, *info.shape)
+        x = (x - np.asarray(info.shift).reshape(shape)) / np.asarray(info.scale).reshape(shape)
+    return torch.from_numpy(x.astype(np.float32)), info
+
+
+def _binarize(info: DataInfo, splits: dict[str, Split], mode: str, source: str):
+    if info.levels is None:
+        raise DataError(f"{source}: --binarize needs discrete data in [0, 1]; this data is continuous")
+    if mode == "threshold":
+        splits = {k: Split(binarize_threshold(s.x), s.y) for k, s in splits.items()}
+        transform = None
+    else:
+        g = torch.Generator().manual_seed(1234)  # evaluation data are binarised once, reproducibly
+        splits = {k: Split(s.x if k == "train" else binarize_dynamic(s.x, g), s.y) for k, s in splits.items()}
+        transform = binarize_dynamic
+    name = f"{info.name}[{mode}-binarized]"
+    info = DataInfo(name, info.shape, 2, info.num_classes)
+    return info, splits, transform
+
+
+def load_dataset(spec: DataSpec | str, info: DataInfo | None = None) -> Dataset:
+    """Load ``spec`` into a :class:`Dataset` (train/val/test splits in model space).
+
+    ``info``: a trained run's :class:`DataInfo`; user files are then standardised with the run's
+    statistics and must have the run's example shape.
+    """
+    spec = DataSpec(spec) if isinstance(spec, str) else spec
+    if spec.name in NAMED:
+        info_new, splits, source = _load_named(spec)
+    else:
+        path = Path(spec.name).expanduser()
+        if not path.exists():
+            raise UnknownNameError("dataset", spec.name, list(NAMED) + ["PATH.npy", "PATH.csv", "DIR/"])
+        arr, levels = _read_path(spec)
+        if len(arr) < 2:
+            raise DataError(f"{spec.name}: has {len(arr)} example(s); training needs at least 2")
+        tr, va = split_indices(len(arr), spec.val_fraction, spec.seed)
+        x, info_new = _prepare_path(spec, arr[tr], levels, info)
+        xv, _ = _prepare_path(spec, arr[va], levels, info_new)
+        splits = {"train": Split(x), "val": Split(xv), "test": Split(xv)}
+        source = str(path)
+    transform = None
+    if spec.binarize != "none":
+        info_new, splits, transform = _binarize(info_new, splits, spec.binarize, spec.name)
+    for k, s in splits.items():
+        if len(s) == 0 and k == "train":
+            raise DataError(f"{spec.name}: the {k} split is empty")
+    return Dataset(info_new, splits["train"], splits["val"], splits["test"], source, transform)
+
+
+def load_eval_split(spec: DataSpec | str, info: DataInfo | None = None) -> tuple[Split, DataInfo]:
+    """Data to score: the test split of a named dataset, or every row of a user file, in order."""
+    spec = DataSpec(spec) if isinstance(spec, str) else spec
+    if spec.name in NAMED:
+        ds = load_dataset(spec, info)
+        return ds.test, ds.info
+    path = Path(spec.name).expanduser()
+    if not path.exists():
+        raise UnknownNameError("dataset", spec.name, list(NAMED) + ["PATH.npy", "PATH.csv", "DIR/"])
+    arr, levels = _read_path(spec)
+    if info is not None and info.levels is not None and levels is None:
+        check_levels(arr, info.levels, str(path))
+        levels = info.levels
+    x, info_new = _prepare_path(spec, arr, levels, info)
+    split = Split(x)
+    if spec.binarize != "none":
+        info_new, parts, _ = _binarize(info_new, {"test": split}, spec.binarize, spec.name)
+        split = parts["test"]
+    return split, info_new
+
+
+def validate_tensor(x: torch.Tensor, info: DataInfo, source: str = "input") -> None:
+    """Check a batch passed from Python: shape, finiteness and value range for ``info``."""
+    if not isinstance(x, torch.Tensor):
+        raise DataError(f"{source}: expected a torch.Tensor, got {type(x).__name__}")
+    if tuple(x.shape[1:]) != tuple(info.shape):
+        raise DataError(f"{source}: expected examples of shape {tuple(info.shape)}, got batch shape {tuple(x.shape)}")
+    arr = x.detach().cpu().numpy()
+    check_examples(arr, source)
+    check_finite(arr, source)
+    if info.levels is not None:
+        k = arr.astype(np.float64) * (info.levels - 1)
+        off = np.abs(k - np.rint(k)) > 1e-4
+        if off.any() or (arr < 0).any() or (arr > 1).any():
+            check_levels(np.where(off, np.nan, np.rint(k)), info.levels, source)

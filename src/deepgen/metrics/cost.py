@@ -1,0 +1,69 @@
+"""Cost metrics: parameters, training and sampling throughput, peak memory.
+
+Peak memory on CPU is the process's resident-set high-water mark (Linux ``VmHWM``), reset before
+each measurement through ``/proc/self/clear_refs`` where the kernel allows it; it therefore includes
+the interpreter, torch and the dataset. On CUDA it is ``torch.cuda.max_memory_allocated``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import torch
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def training_throughput(metrics_path: str | Path) -> float | None:
+    """Median examples/s over the logged training windows, skipping the first (warm-up) window."""
+    rates = []
+    p = Path(metrics_path)
+    if not p.exists():
+        return None
+    for line in p.read_text().splitlines():
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if r.get("split") == "train" and "examples_per_s" in r:
+            rates.append(r["examples_per_s"])
+    if len(rates) > 1:
+        rates = rates[1:]
+    return statistics.median(rates) if rates else None
+
+
+def reset_peak_memory(device: torch.device | str = "cpu") -> bool:
+    """Reset the peak-memory counter; returns False when the platform does not allow it."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return True
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_memory_mb(device: torch.device | str = "cpu") -> float | None:
+    """Peak memory in MiB since the last reset (CPU: whole-process resident set)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    except (ImportError, OSError):  # pragma: no cover
+        return None

@@ -1,0 +1,5 @@
+"""Variational autoencoders."""
+
+from deepgen.models.vae.vae import VAE, VAEConfig
+
+__all__ = ["VAE", "VAEConfig"]

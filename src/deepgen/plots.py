@@ -1,0 +1,205 @@
+"""Pictures a person can look at: image grids (own code, Pillow only), loss curves, 2D density maps.
+
+Matplotlib is used through ``Figure``/``FigureCanvasAgg`` directly, so deepgen never touches the
+global pyplot state of a user's session.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def image_grid(x: torch.Tensor | np.ndarray, nrow: int | None = None, pad: int = 1, pad_value: float = 1.0) -> np.ndarray:
+    """Tile images (N, C, H, W) with values in [0, 1] into one uint8 array (H', W', C) (C = 1 or 3)."""
+    x = x.detach().cpu().float().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, np.float32)
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"expected images (N, 1|3, H, W), got shape {x.shape}")
+    n, c, h, w = x.shape
+    nrow = nrow or max(1, int(math.ceil(math.sqrt(n))))
+    ncol = int(math.ceil(n / nrow))
+    grid = np.full((c, pad + ncol * (h + pad), pad + nrow * (w + pad)), pad_value, np.float32)
+    for i in range(n):
+        r, q = divmod(i, nrow)
+        top, left = pad + r * (h + pad), pad + q * (w + pad)
+        grid[:, top : top + h, left : left + w] = x[i]
+    return (np.clip(grid, 0, 1) * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0)
+
+
+def save_image_grid(x, path: str | Path, nrow: int | None = None, min_size: int = 28) -> Path:
+    """Write a PNG grid of images in [0, 1]; tiny images are enlarged (nearest) to ``min_size`` px."""
+    from PIL import Image
+
+    x = x.detach().cpu() if isinstance(x, torch.Tensor) else torch.as_tensor(x)
+    scale = max(1, int(math.ceil(min_size / x.shape[-1])))
+    if scale > 1:
+        x = torch.nn.functional.interpolate(x.float(), scale_factor=scale, mode="nearest")
+    arr = image_grid(x, nrow, pad=max(1, scale // 2))
+    img = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+    return path
+
+
+def _figure(w=6.0, h=4.0):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(w, h), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def plot_loss_curve(metrics_path: str | Path, out: str | Path) -> Path | None:
+    """Training loss (and validation NLL/bpd when logged) against step, from ``metrics.jsonl``."""
+    recs = read_metrics(metrics_path)
+    train = [r for r in recs if r.get("split") == "train"]
+    if not train:
+        return None
+    val = [r for r in recs if r.get("split") == "val"]
+    val_key = next((k for k in ("bpd", "nll") if any(k in r for r in val)), None)
+    fig = _figure(7, 4)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss", color="C0")
+    ax.set_xlabel("step")
+    ax.set_ylabel("train loss")
+    ax.grid(alpha=0.3)
+    if val_key:
+        ax2 = ax.twinx()
+        pts = [(r["step"], r[val_key]) for r in val if val_key in r]
+        ax2.plot(*zip(*pts), "o-", color="C1", label=f"val {val_key}")
+        ax2.set_ylabel(f"validation {val_key}" + (" (bits/dim)" if val_key == "bpd" else " (nats)"))
+        ax2.legend(loc="upper center")
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    fig.savefig(out)
+    return Path(out)
+
+
+def plot_bounds(x: torch.Tensor, margin: float = 0.1) -> tuple[float, float, float, float]:
+    """A square window around 2D points (0.5%..99.5% quantiles plus a margin)."""
+    lo = torch.quantile(x.float(), 0.005, dim=0)
+    hi = torch.quantile(x.float(), 0.995, dim=0)
+    c, half = (lo + hi) / 2, ((hi - lo).max() / 2) * (1 + margin) + 1e-3
+    return (c[0] - half).item(), (c[0] + half).item(), (c[1] - half).item(), (c[1] + half).item()
+
+
+@torch.no_grad()
+def density_grid(model, bounds, n: int = 150) -> tuple[np.ndarray, str] | None:
+    """exp(log-likelihood) of a 2D model on an n x n grid, or None when the model has no density."""
+    from deepgen.errors import NoDensityError
+
+    x0, x1, y0, y1 = bounds
+    xs, ys = torch.linspace(x0, x1, n), torch.linspace(y0, y1, n)
+    gx, gy = torch.meshgrid(xs, ys, indexing="xy")
+    pts = torch.stack([gx.reshape(-1), gy.reshape(-1)], 1)
+    dev = next(model.parameters()).device
+    try:
+        vals = [model.log_likelihood(pts[i : i + 4096].to(dev)) for i in range(0, len(pts), 4096)]
+    except NoDensityError:
+        return None
+    lp = torch.cat([v.values for v in vals]).cpu().double()
+    return torch.exp(lp).view(n, n).numpy(), vals[0].kind.value
+
+
+def plot_2d(model, data: torch.Tensor, out: str | Path, n_samples: int = 2000, generator=None,
+            title: str | None = None) -> Path:
+    """Density heat-map (when the model has one) with model samples overlaid, beside the data."""
+    bounds = plot_bounds(data)
+    samples = model.sample(n_samples, generator=generator).cpu()
+    dens = density_grid(model, bounds)
+    fig = _figure(10, 5)
+    ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    d = data[:n_samples].cpu()
+    ax1.scatter(d[:, 0], d[:, 1], s=2, alpha=0.5, color="k")
+    ax1.set_title("data")
+    if dens is not None:
+        ax2.imshow(dens[0], origin="lower", extent=bounds, cmap="viridis", aspect="equal")
+        ax2.set_title(f"model density ({dens[1]}) + samples")
+    else:
+        ax2.set_title("model samples (no density)")
+    ax2.scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.5, color="w" if dens is not None else "C3")
+    for ax in (ax1, ax2):
+        ax.set_xlim(bounds[0], bounds[1])
+        ax.set_ylim(bounds[2], bounds[3])
+        ax.set_aspect("equal")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out)
+    return Path(out)
+
+
+def plot_density_only(model, bounds, out: str | Path, title: str = "") -> Path | None:
+    """Just the density heat-map of a 2D model (for side-by-side comparison reports)."""
+    dens = density_grid(model, bounds)
+    fig = _figure(4, 4)
+    ax = fig.add_subplot(1, 1, 1)
+    if dens is None:
+        samples = model.sample(5000, generator=torch.Generator().manual_seed(0)).cpu().numpy()
+        ax.hist2d(samples[:, 0], samples[:, 1], bins=100, range=[bounds[:2], bounds[2:]], cmap="viridis")
+        ax.set_title(f"{title}: samples (no density)", fontsize=9)
+    else:
+        ax.imshow(dens[0], origin="lower", extent=bounds, cmap="viridis", aspect="equal")
+        ax.set_title(f"{title}: density ({dens[1]})", fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(out)
+    return Path(out)
+
+
+def save_samples(model, path: str | Path, n: int = 64, seed: int = 0, data: torch.Tensor | None = None) -> Path:
+    """Sample ``n`` examples and write a PNG: an image grid, or a 2D scatter/density plot."""
+    g = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    info = model.info
+    if info.is_image:
+        return save_image_grid(model.sample(n, generator=g), path)
+    if info.dim == 2:
+        return plot_2d(model, data if data is not None else model.sample(2000, generator=g), path, generator=g)
+    x = model.sample(max(n, 1000), generator=g).cpu().flatten(1)
+    fig = _figure(5, 5)
+    ax = fig.add_subplot(1, 1, 1)
+    if data is not None:
+        ax.scatter(data[:1000, 0], data[:1000, 1], s=3, alpha=0.4, color="k", label="data")
+    ax.scatter(x[:, 0], x[:, 1], s=3, alpha=0.4, color="C3", label="samples")
+    ax.set_xlabel("dim 0")
+    ax.set_ylabel("dim 1")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    return Path(path)
+
+
+def write_run_plots(out: str | Path, model, dataset) -> dict[str, str]:
+    """loss.png and samples.png (2D data: density map with samples) for a finished run."""
+    out = Path(out)
+    paths = {}
+    p = plot_loss_curve(out / "metrics.jsonl", out / "loss.png")
+    if p:
+        paths["loss"] = str(p)
+    model.eval()
+    try:
+        data = dataset.test.x if dataset is not None else None
+        paths["samples"] = str(save_samples(model, out / "samples.png", data=data))
+    finally:
+        model.train()
+    return paths

@@ -1,0 +1,64 @@
+"""The trainer's configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from deepgen.config import check_positive
+from deepgen.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything the training engine needs; stored in every checkpoint.
+
+    ``batch_size`` is per process (under torchrun the global batch is ``batch_size * world_size``).
+    ``*_every`` of 0 disables that periodic action; the final step always logs and checkpoints.
+    ``ema_decay`` > 0 keeps an exponential moving average of the weights, which evaluation and
+    sampling then use. ``threads`` None leaves torch's default (all cores; 1 per process under
+    torchrun).
+    """
+
+    steps: int = 2000
+    batch_size: int = 128
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    warmup_steps: int = 0
+    grad_clip: float | None = None
+    ema_decay: float = 0.0
+    seed: int = 0
+    log_every: int = 50
+    eval_every: int = 500
+    eval_examples: int = 2000
+    ckpt_every: int = 500
+    threads: int | None = None
+    device: str = "auto"
+    progress: bool = True
+
+    def __post_init__(self):
+        check_positive(self, "steps", "batch_size", "lr", "threads", "eval_examples")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"TrainConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ConfigError(f"TrainConfig.grad_clip must be > 0 or None, got {self.grad_clip}")
+        for n in ("log_every", "eval_every", "ckpt_every", "warmup_steps"):
+            if getattr(self, n) < 0:
+                raise ConfigError(f"TrainConfig.{n} must be >= 0")
+
+    def lr_factor(self, step: int) -> float:
+        """Multiplier of ``lr`` at ``step`` (linear warm-up, then constant or cosine decay to 0)."""
+        import math
+
+        if self.warmup_steps and step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        if self.lr_schedule == "cosine":
+            t = (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+        return 1.0
+
+
+#: Fields that may change when a run is resumed without changing its result.
+RESUMABLE_CHANGES = ("steps", "progress", "log_every", "eval_every", "eval_examples", "ckpt_every", "device")
