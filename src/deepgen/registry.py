@@ -9,6 +9,7 @@ Registering a name twice is an error, so two files cannot silently shadow each o
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 
 from deepgen.errors import UnknownNameError
@@ -35,6 +36,16 @@ def register(name: str):
         return cls
 
     return wrap
+
+
+@contextlib.contextmanager
+def temporary(name: str, cls: type):
+    """Register ``cls`` as ``name`` for the duration of a ``with`` block (tests, experiments)."""
+    register(name)(cls)
+    try:
+        yield cls
+    finally:
+        _MODELS.pop(name, None)
 
 
 def _load_all() -> None:

@@ -81,11 +81,11 @@ class DataInfo:
     def to_dict(self) -> dict:
         return {
             "name": self.name,
-            "shape": list(self.shape),
-            "levels": self.levels,
-            "num_classes": self.num_classes,
-            "shift": list(self.shift) if self.shift else None,
-            "scale": list(self.scale) if self.scale else None,
+            "shape": [int(s) for s in self.shape],
+            "levels": None if self.levels is None else int(self.levels),
+            "num_classes": None if self.num_classes is None else int(self.num_classes),
+            "shift": [float(v) for v in self.shift] if self.shift else None,
+            "scale": [float(v) for v in self.scale] if self.scale else None,
         }
 
 
@@ -140,7 +140,8 @@ def check_levels(x: np.ndarray, levels: int, source: str) -> None:
         idx = np.argwhere(bad)[0]
         where = f"row {idx[0]}" + (f", column {idx[1]}" if x.ndim == 2 else f", position {tuple(idx[1:])}")
         expect = "0 or 1 (binary data)" if levels == 2 else f"an integer in 0..{levels - 1}"
-        raise DataError(f"{source}: value {x[tuple(idx)]!r} at {where} is not {expect}")
+        v = x[tuple(idx)].item()
+        raise DataError(f"{source}: value {v!r} at {where} is not {expect}")
 
 
 def check_examples(x: np.ndarray, source: str, min_examples: int = 1) -> None:

@@ -1,0 +1,74 @@
+"""The comparison report: tables in three formats, and report.html rendered by headless Chromium."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import small_options
+from deepgen.compare import run_compare
+from deepgen.data import DataSpec
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare")
+    models = ["independent", "vae", "gan"]
+    res = run_compare(DataSpec("digits"), models, out, steps=30, batch_size=32,
+                      options={m: small_options(m) for m in models}, k=5, n_samples=300,
+                      progress=False, log=lambda *a: None)
+    return res
+
+
+def test_tables_have_one_row_per_model_plus_reference(report):
+    rows = list(csv.reader(open(report.files["csv"])))
+    header, body = rows[0], rows[1:]
+    assert header[:2] == ["Family", "Model"] and "FID" in header and "NLL (bits/dim)" in header
+    assert [r[1] for r in body] == ["data (test split)", "independent", "vae", "gan"]  # grouped by family
+    by_model = {r[1]: dict(zip(header, r)) for r in body}
+    assert by_model["independent"]["Exact density"] == "yes" and "(exact)" in by_model["independent"]["NLL (bits/dim)"]
+    assert "(est.)" in by_model["vae"]["NLL (bits/dim)"]
+    assert by_model["gan"]["NLL (bits/dim)"] == "n/a" and by_model["gan"]["Exact density"] == "no"
+    assert float(by_model["data (test split)"]["FID"]) < float(by_model["independent"]["FID"])
+    md = open(report.files["markdown"]).read()
+    assert md.count("\n| ") >= 5 and "deepgen-digits features" in md
+    res = json.load(open(report.files["json"]))
+    assert res["meta"]["steps"] == 30 and len(res["rows"]) == 3
+
+
+def _chromium():
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_report_renders_in_headless_chromium(report, tmp_path):
+    exe = _chromium()
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; .ci/run installs Debian's chromium package")
+        pytest.skip("chromium not installed (CI installs it)")
+    url = "file://" + os.path.abspath(report.files["html"])
+    shot = tmp_path / "report.png"
+    common = [exe, *CHROMIUM_FLAGS, "--window-size=1280,1600"]
+    subprocess.run([*common, f"--user-data-dir={tmp_path / 'u1'}", f"--screenshot={shot}", url],
+                   capture_output=True, timeout=120, check=False)
+    assert shot.exists() and shot.stat().st_size > 10_000
+    from PIL import Image
+
+    img = Image.open(shot).convert("L")
+    lo, hi = img.getextrema()
+    assert hi - lo > 100  # not a blank page
+    dom = subprocess.run([*common, f"--user-data-dir={tmp_path / 'u2'}", "--virtual-time-budget=5000",
+                          "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    assert 'id="image-status"' in dom
+    status = dom.split('id="image-status"', 1)[1].split(">", 1)[0]
+    loaded = int(status.split('data-loaded="')[1].split('"')[0])
+    total = int(status.split('data-total="')[1].split('"')[0])
+    assert total >= 6 and loaded == total  # a sample grid and a loss curve per model, all decoded

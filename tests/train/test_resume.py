@@ -1,0 +1,81 @@
+"""SIGKILL part-way through training, then --resume: the final parameters are bit-identical."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from deepgen.errors import CheckpointError
+from deepgen.train.checkpoint import load_checkpoint
+
+ARGS = ["train", "vae", "--data", "digits", "--binarize", "dynamic", "--steps", "400", "--batch-size", "32",
+        "--ckpt-every", "20", "--eval-every", "50", "--log-every", "10", "--seed", "3", "--threads", "1",
+        "-o", "hidden=64,64", "-o", "arch=mlp", "-o", "latent_dim=4", "--no-progress"]
+
+
+def deepgen(*args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "deepgen", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def step_of(path):
+    try:
+        return load_checkpoint(path)["step"]
+    except CheckpointError:
+        return -1
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_is_bit_identical(tmp_path):
+    a, b = tmp_path / "straight", tmp_path / "killed"
+    p = deepgen(*ARGS, "--out", str(a))
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+
+    p = deepgen(*ARGS, "--out", str(b))
+    ckpt = b / "checkpoint.pt"
+    deadline = time.time() + 120
+    while time.time() < deadline and p.poll() is None:
+        if ckpt.exists() and step_of(ckpt) >= 60:
+            break
+        time.sleep(0.02)
+    p.send_signal(signal.SIGKILL)
+    p.communicate()
+    assert p.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    killed_at = step_of(ckpt)
+    assert 60 <= killed_at < 400
+    assert not [f for f in os.listdir(b) if f.startswith(".checkpoint")]  # no torn temporary left behind
+
+    p = deepgen(*ARGS, "--out", str(b), "--resume")
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    ca, cb = load_checkpoint(a), load_checkpoint(b)
+    assert ca["step"] == cb["step"] == 400
+    for k, v in ca["model"].items():
+        assert torch.equal(v, cb["model"][k]), k
+    sa, sb = ca["optimizers"]["main"]["state"], cb["optimizers"]["main"]["state"]
+    for i in sa:
+        for k in sa[i]:
+            assert torch.equal(torch.as_tensor(sa[i][k]), torch.as_tensor(sb[i][k]))
+    assert torch.equal(ca["rng"][0]["cpu"], cb["rng"][0]["cpu"])
+    steps = [int(line.split('"step": ')[1].split(",")[0]) for line in (b / "metrics.jsonl").read_text().splitlines()
+             if '"split": "train"' in line]
+    assert steps == sorted(set(steps)) and steps[-1] == 400
+
+
+def test_resume_refuses_changed_settings(tmp_path):
+    base = ["train", "gmm", "--data", "moons", "--steps", "3", "--out", str(tmp_path), "-q"]
+    assert deepgen(*base).wait(timeout=120) == 0
+    p = deepgen(*base[:-1], "--resume", "--lr", "0.5", "--steps", "6")
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 2 and "lr (run: 0.01, now: 0.5)" in err and "Traceback" not in err
+    p = deepgen(*base[:-1], "--resume", "--steps", "6")  # more steps is fine
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    assert load_checkpoint(tmp_path)["step"] == 6
