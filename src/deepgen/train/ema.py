@@ -20,6 +20,9 @@ class EMA:
         self.decay = decay
         self.num_updates = 0
         self._params = [p for p in model.parameters() if p.dtype.is_floating_point]
+        # detached views share storage with the parameters (optimisers update in place), made once:
+        # re-detaching every step costs as much as the averaging itself on small models
+        self._targets = [p.detach() for p in self._params]
         self.shadow = [p.detach().clone() for p in self._params]
         self._model = model
 
@@ -27,7 +30,7 @@ class EMA:
     def update(self) -> None:
         self.num_updates += 1
         d = min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
-        torch._foreach_lerp_(self.shadow, [p.detach() for p in self._params], 1.0 - d)
+        torch._foreach_lerp_(self.shadow, self._targets, 1.0 - d)
 
     def state_dict(self) -> dict:
         return {"decay": self.decay, "num_updates": self.num_updates, "shadow": [s.clone() for s in self.shadow]}

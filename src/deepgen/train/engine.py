@@ -231,8 +231,8 @@ class Trainer:
     # -- batches -----------------------------------------------------------------------------------
     def _peek_batch(self, k: int):
         idx = self.sampler.batch(k)
-        x = self.x[idx]
-        return x, (None if self.y is None else self.y[idx])
+        x = self.x.index_select(0, idx)
+        return x, (None if self.y is None else self.y.index_select(0, idx))
 
     def _next_batch(self):
         x, y = self._peek_batch(self.batches_drawn)

@@ -1,0 +1,142 @@
+"""How much does the training engine cost on top of the model's own step?
+
+The model: a 2D RealNVP-style flow (8 affine couplings, 2x64 MLPs, batch 256) on two moons -- a
+training step of a few milliseconds, the case where engine overhead would show. Two loops are
+timed, alternating, on the same batches:
+
+* bare:   x = data[idx]; loss = model.loss(x); zero_grad; backward; optimizer.step()
+* engine: deepgen's Trainer.fit (progress bar, metrics.jsonl every 50 steps, loss check, EMA, ...)
+
+overhead = median(engine step) / median(bare step) - 1. A cProfile run of the engine then shows where
+the remaining time goes. Periodic evaluation and checkpoints are off: they are not per-step costs.
+
+    python benchmarks/engine_overhead.py                 # ~1 minute on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import io
+import os
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+
+import torch
+from torch import nn
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import write_result  # noqa: E402
+
+from deepgen.data import DataSpec, load_dataset  # noqa: E402
+from deepgen.distributions import standard_normal_log_prob  # noqa: E402
+from deepgen.models.base import ContinuousDensityModel  # noqa: E402
+from deepgen.nn import MLP  # noqa: E402
+from deepgen.registry import temporary  # noqa: E402
+from deepgen.train import TrainConfig, Trainer  # noqa: E402
+
+
+class TinyRealNVP(ContinuousDensityModel):
+    """Affine coupling flow for 2D data (Dinh et al., 2017, arXiv:1605.08803), a benchmark double."""
+
+    family = "flow"
+
+    def __init__(self, info, config=None, n_layers=8, hidden=64):
+        super().__init__(info, config)
+        self.nets = nn.ModuleList(MLP(1, 2, (hidden, hidden), zero_last=True) for _ in range(n_layers))
+
+    def log_density(self, y):
+        log_det = torch.zeros(len(y))
+        for i, net in enumerate(self.nets):
+            a, b = (y[:, :1], y[:, 1:]) if i % 2 == 0 else (y[:, 1:], y[:, :1])
+            s, t = net(a).chunk(2, 1)
+            s = torch.tanh(s)
+            b = b * torch.exp(s) + t
+            log_det = log_det + s.squeeze(1)
+            y = torch.cat([a, b], 1) if i % 2 == 0 else torch.cat([b, a], 1)
+        return standard_normal_log_prob(y) + log_det
+
+    def sample(self, n, *, generator=None):
+        raise NotImplementedError
+
+
+def bare_loop(model, x, steps, batch, seed):
+    from deepgen.train.sampler import EpochSampler
+
+    sampler = EpochSampler(len(x), batch, seed)
+    opt = model.configure_optimizers(TrainConfig(lr=1e-3))["main"]  # the optimiser the engine uses
+    t0 = time.perf_counter()
+    for s in range(steps):
+        xb = x[sampler.batch(s)]
+        loss = model.loss(xb)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return (time.perf_counter() - t0) / steps
+
+
+def engine_loop(model, ds, steps, batch, seed, ema, out):
+    cfg = TrainConfig(steps=steps, batch_size=batch, seed=seed, lr=1e-3, eval_every=0, ckpt_every=0,
+                      log_every=50, ema_decay=ema, progress=True)
+    trainer = Trainer(model, ds, cfg, out, plots=False)
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
+        summary = trainer.fit()
+    return summary["train_seconds"] / steps
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    ds = load_dataset(DataSpec("moons", n_train=20_000))
+    times = {"bare": [], "engine": [], "engine_ema": []}
+    with temporary("bench-realnvp", TinyRealNVP), tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.repeats):
+            for kind in times:  # alternate the three loops so drift hits all equally
+                torch.manual_seed(r)
+                model = TinyRealNVP(ds.info)
+                if kind == "bare":
+                    times[kind].append(bare_loop(model, ds.train.x, args.steps, args.batch_size, r))
+                else:
+                    ema = 0.999 if kind == "engine_ema" else 0.0
+                    times[kind].append(engine_loop(model, ds, args.steps, args.batch_size, r, ema, f"{tmp}/{kind}{r}"))
+        med = {k: statistics.median(v) for k, v in times.items()}
+        prof = cProfile.Profile()
+        torch.manual_seed(0)
+        model = TinyRealNVP(ds.info)
+        prof.enable()
+        engine_loop(model, ds, args.steps, args.batch_size, 0, 0.999, f"{tmp}/prof")
+        prof.disable()
+    stats = pstats.Stats(prof)
+    total = stats.total_tt
+    step_time = next(v[3] for k, v in stats.stats.items() if k[2] == "train_step")
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(12)
+    results = {
+        "median_step_ms": {k: 1e3 * v for k, v in med.items()},
+        "all_step_ms": {k: [1e3 * t for t in v] for k, v in times.items()},
+        "overhead_vs_bare": {k: med[k] / med["bare"] - 1 for k in ("engine", "engine_ema")},
+        "cprofile_share_outside_train_step": 1 - step_time / total,
+    }
+    print(f"median ms/step: bare {results['median_step_ms']['bare']:.3f}, engine "
+          f"{results['median_step_ms']['engine']:.3f}, engine+EMA {results['median_step_ms']['engine_ema']:.3f}")
+    print(f"overhead vs bare loop: engine {100 * results['overhead_vs_bare']['engine']:.1f}%, "
+          f"engine+EMA {100 * results['overhead_vs_bare']['engine_ema']:.1f}%")
+    print(f"cProfile (engine+EMA): {100 * results['cprofile_share_outside_train_step']:.1f}% of fit() outside "
+          "model.train_step (profiler inflates small calls)")
+    print(buf.getvalue().split("\n\n")[-2][:2500])
+    path = write_result("engine_overhead", vars(args), results, args.out)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
