@@ -31,7 +31,6 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import write_result  # noqa: E402
-
 from deepgen.data import DataSpec, load_dataset  # noqa: E402
 from deepgen.distributions import standard_normal_log_prob  # noqa: E402
 from deepgen.models.base import ContinuousDensityModel  # noqa: E402
@@ -80,8 +79,17 @@ def bare_loop(model, x, steps, batch, seed):
 
 
 def engine_loop(model, ds, steps, batch, seed, ema, out):
-    cfg = TrainConfig(steps=steps, batch_size=batch, seed=seed, lr=1e-3, eval_every=0, ckpt_every=0,
-                      log_every=50, ema_decay=ema, progress=True)
+    cfg = TrainConfig(
+        steps=steps,
+        batch_size=batch,
+        seed=seed,
+        lr=1e-3,
+        eval_every=0,
+        ckpt_every=0,
+        log_every=50,
+        ema_decay=ema,
+        progress=True,
+    )
     trainer = Trainer(model, ds, cfg, out, plots=False)
     with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
         summary = trainer.fit()
@@ -127,12 +135,18 @@ def main():
         "overhead_vs_bare": {k: med[k] / med["bare"] - 1 for k in ("engine", "engine_ema")},
         "cprofile_share_outside_train_step": 1 - step_time / total,
     }
-    print(f"median ms/step: bare {results['median_step_ms']['bare']:.3f}, engine "
-          f"{results['median_step_ms']['engine']:.3f}, engine+EMA {results['median_step_ms']['engine_ema']:.3f}")
-    print(f"overhead vs bare loop: engine {100 * results['overhead_vs_bare']['engine']:.1f}%, "
-          f"engine+EMA {100 * results['overhead_vs_bare']['engine_ema']:.1f}%")
-    print(f"cProfile (engine+EMA): {100 * results['cprofile_share_outside_train_step']:.1f}% of fit() outside "
-          "model.train_step (profiler inflates small calls)")
+    print(
+        f"median ms/step: bare {results['median_step_ms']['bare']:.3f}, engine "
+        f"{results['median_step_ms']['engine']:.3f}, engine+EMA {results['median_step_ms']['engine_ema']:.3f}"
+    )
+    print(
+        f"overhead vs bare loop: engine {100 * results['overhead_vs_bare']['engine']:.1f}%, "
+        f"engine+EMA {100 * results['overhead_vs_bare']['engine_ema']:.1f}%"
+    )
+    print(
+        f"cProfile (engine+EMA): {100 * results['cprofile_share_outside_train_step']:.1f}% of fit() outside "
+        "model.train_step (profiler inflates small calls)"
+    )
     print(buf.getvalue().split("\n\n")[-2][:2500])
     path = write_result("engine_overhead", vars(args), results, args.out)
     print(f"wrote {path}")

@@ -22,7 +22,6 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import write_result  # noqa: E402
-
 from deepgen.data import DataSpec, load_dataset  # noqa: E402
 from deepgen.metrics.features import extract, load_feature_network  # noqa: E402
 from deepgen.metrics.fid import GaussianStats, fid_from_stats  # noqa: E402
@@ -69,21 +68,37 @@ def main():
         kid, kid_std = kernel_inception_distance(ref_feats, feats, generator=torch.Generator().manual_seed(0))
         sub = torch.randperm(len(ref_feats), generator=torch.Generator().manual_seed(0))[:10_000]
         pr = precision_recall(ref_feats[sub], feats)
-        rows.append({"set": name, "n": len(x), "fid": fid_from_stats(ref, GaussianStats.of(feats)),
-                     "kid": kid, "kid_std": kid_std, "precision": pr["precision"], "recall": pr["recall"]})
+        rows.append(
+            {
+                "set": name,
+                "n": len(x),
+                "fid": fid_from_stats(ref, GaussianStats.of(feats)),
+                "kid": kid,
+                "kid_std": kid_std,
+                "precision": pr["precision"],
+                "recall": pr["recall"],
+            }
+        )
         r = rows[-1]
-        print(f"{name:28s} n={r['n']:5d}  FID {r['fid']:8.3f}  KID {r['kid']:.4f} +- {r['kid_std']:.4f}  "
-              f"P {r['precision']:.3f}  R {r['recall']:.3f}")
+        print(
+            f"{name:28s} n={r['n']:5d}  FID {r['fid']:8.3f}  KID {r['kid']:.4f} +- {r['kid_std']:.4f}  "
+            f"P {r['precision']:.3f}  R {r['recall']:.3f}"
+        )
     times = []
     for _ in range(args.repeats):
         t0 = time.perf_counter()
         feats, _ = extract(net, ds.test.x)
         fid_from_stats(ref, GaussianStats.of(feats))
         times.append(time.perf_counter() - t0)
-    timing = {"fid_10k_seconds_median": statistics.median(times), "fid_10k_seconds_all": times,
-              "reference_stats_60k_seconds": ref_seconds}
-    print(f"FID of 10,000 images against precomputed training statistics: {timing['fid_10k_seconds_median']:.2f} s "
-          f"(median of {args.repeats}, {args.threads} threads); training statistics of 60k images: {ref_seconds:.1f} s")
+    timing = {
+        "fid_10k_seconds_median": statistics.median(times),
+        "fid_10k_seconds_all": times,
+        "reference_stats_60k_seconds": ref_seconds,
+    }
+    print(
+        f"FID of 10,000 images against precomputed training statistics: {timing['fid_10k_seconds_median']:.2f} s "
+        f"(median of {args.repeats}, {args.threads} threads); training statistics of 60k images: {ref_seconds:.1f} s"
+    )
     settings = {**vars(args), "features": "deepgen-mnist", "reference": "MNIST train (60,000)"}
     print(f"wrote {write_result('fid_mnist', settings, {'rows': rows, 'timing': timing}, args.out)}")
 

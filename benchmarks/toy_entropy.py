@@ -135,8 +135,7 @@ def run_one(name: str, n: int, seed: int, knn: int, grid: bool = True) -> dict:
     exact = analytic_entropy(name)
     if exact is None:
         method = (
-            f"monte_carlo: mean of -log_density over {sampling}; stderr = sd/sqrt(n). "
-            f"Density: {DENSITY_METHOD[name]}."
+            f"monte_carlo: mean of -log_density over {sampling}; stderr = sd/sqrt(n). Density: {DENSITY_METHOD[name]}."
         )
         if "grid_entropy_nats" in checks:
             method += (

@@ -12,8 +12,13 @@ import pytest
 
 
 def deepgen(*args, timeout=300):
-    p = subprocess.run([sys.executable, "-m", "deepgen", *map(str, args)], capture_output=True, text=True,
-                       timeout=timeout, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    p = subprocess.run(
+        [sys.executable, "-m", "deepgen", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+    )
     return p
 
 
@@ -29,8 +34,21 @@ def assert_one_line_error(p, *needles):
 @pytest.fixture(scope="module")
 def vae_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "vae"
-    p = deepgen("train", "vae", "--data", "digits", "--steps", "60", "--out", out, "-q",
-                "-o", "latent_dim=4", "-o", "channels=8,16")
+    p = deepgen(
+        "train",
+        "vae",
+        "--data",
+        "digits",
+        "--steps",
+        "60",
+        "--out",
+        out,
+        "-q",
+        "-o",
+        "latent_dim=4",
+        "-o",
+        "channels=8,16",
+    )
     assert p.returncode == 0, p.stderr
     assert "validation NLL" in p.stdout and "bits/dim (lower bound)" in p.stdout
     for f in ("checkpoint.pt", "config.json", "metrics.jsonl", "loss.png", "samples.png"):
@@ -104,7 +122,9 @@ def test_unknown_names(tmp_path):
     assert_one_line_error(deepgen("train", "vea", "--data", "digits"), "unknown model 'vea'", "Did you mean 'vae'")
     assert_one_line_error(deepgen("train", "vae", "--data", "mnits"), "unknown dataset", "mnist")
     assert_one_line_error(deepgen("train", "vae", "--data", "digits", "-o", "latnt=3"), "unknown option", "latent_dim")
-    assert_one_line_error(deepgen("compare", "--data", "digits", "--models", "vae,flw", "--out", tmp_path), "unknown model")
+    assert_one_line_error(
+        deepgen("compare", "--data", "digits", "--models", "vae,flw", "--out", tmp_path), "unknown model"
+    )
 
 
 @pytest.mark.parametrize(
@@ -113,7 +133,11 @@ def test_unknown_names(tmp_path):
         (lambda p: p.write_text("1,2\n3,nan\n"), [], ["bad.csv", "NaN at row 1, column 1"]),
         (lambda p: p.write_text("1,2\ninf,4\n"), [], ["bad.csv", "inf at row 1, column 0"]),
         (lambda p: p.write_text(""), [], ["bad.csv", "empty"]),
-        (lambda p: p.write_text("0,1\n1,3\n"), ["--levels", "2"], ["bad.csv", "value 3.0 at row 1, column 1"]),
+        (
+            lambda p: p.write_text("0,1\n1,3\n"),
+            ["--levels", "2"],
+            ["bad.csv", "value 3.0 at row 1, column 1"],
+        ),
         (lambda p: p.write_text("0.5,1\n1,0\n"), ["-o", "likelihood=bernoulli"], ["needs binary data"]),
     ],
 )
@@ -121,14 +145,19 @@ def test_bad_data_gives_one_line(tmp_path, make, args, needles):
     f = tmp_path / "bad.csv"
     make(f)
     model = "independent"
-    assert_one_line_error(deepgen("train", model, "--data", f, "--steps", "2", "--out", tmp_path / "r", *args), *needles)
+    assert_one_line_error(
+        deepgen("train", model, "--data", f, "--steps", "2", "--out", tmp_path / "r", *args), *needles
+    )
 
 
 def test_wrong_dimensions(tmp_path):
     np.save(tmp_path / "v.npy", np.arange(12.0))
     assert_one_line_error(deepgen("train", "gmm", "--data", tmp_path / "v.npy", "--out", tmp_path / "r"), "shape (12,)")
     np.save(tmp_path / "ok.npy", np.random.default_rng(0).normal(size=(50, 3)))
-    assert deepgen("train", "gmm", "--data", tmp_path / "ok.npy", "--steps", "3", "--out", tmp_path / "g", "-q").returncode == 0
+    assert (
+        deepgen("train", "gmm", "--data", tmp_path / "ok.npy", "--steps", "3", "--out", tmp_path / "g", "-q").returncode
+        == 0
+    )
     np.save(tmp_path / "other.npy", np.zeros((5, 4)))
     p = deepgen("score", tmp_path / "g", "--data", tmp_path / "other.npy", "--out", tmp_path / "x.csv")
     assert_one_line_error(p, "shape (4,)", "trained on (3,)")
@@ -144,8 +173,22 @@ def test_corrupt_checkpoint(vae_run, tmp_path):
 
 
 def test_compare_on_toy(tmp_path):
-    p = deepgen("compare", "--data", "8gaussians", "--models", "gmm,gan", "--steps", "40", "--out", tmp_path,
-                "-q", "-o", "gmm.components=8", "--n-samples", "500")
+    p = deepgen(
+        "compare",
+        "--data",
+        "8gaussians",
+        "--models",
+        "gmm,gan",
+        "--steps",
+        "40",
+        "--out",
+        tmp_path,
+        "-q",
+        "-o",
+        "gmm.components=8",
+        "--n-samples",
+        "500",
+    )
     assert p.returncode == 0, p.stderr
     assert "| Family |" in p.stdout and "report:" in p.stdout
     for f in ("table.md", "table.csv", "report.html", "results.json", "density/gmm.png", "density/gan.png"):

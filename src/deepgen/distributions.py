@@ -41,8 +41,9 @@ def categorical_log_prob(logits: torch.Tensor, x: torch.Tensor, levels: int) -> 
     return _sum(torch.gather(logp, 1, k.unsqueeze(1)).squeeze(1))
 
 
-def discretized_logistic_log_prob(mean: torch.Tensor, log_scale: torch.Tensor, x: torch.Tensor,
-                                  levels: int) -> torch.Tensor:
+def discretized_logistic_log_prob(
+    mean: torch.Tensor, log_scale: torch.Tensor, x: torch.Tensor, levels: int
+) -> torch.Tensor:
     """Discretised logistic (Salimans et al., 2017, PixelCNN++, arXiv:1701.05517) on L levels.
 
     Lattice points ``x = k/(L-1)`` in [0, 1]; bin ``k`` covers ``x +- 1/(2(L-1))``, with the first and
@@ -64,8 +65,9 @@ def discretized_logistic_log_prob(mean: torch.Tensor, log_scale: torch.Tensor, x
     return _sum(logp)
 
 
-def discretized_logistic_sample(mean: torch.Tensor, log_scale: torch.Tensor, levels: int,
-                                generator: torch.Generator | None = None) -> torch.Tensor:
+def discretized_logistic_sample(
+    mean: torch.Tensor, log_scale: torch.Tensor, levels: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Sample the discretised logistic: a logistic draw rounded to the nearest lattice point."""
     u = torch.rand(mean.shape, generator=generator, device=mean.device).clamp(1e-5, 1 - 1e-5)
     x = mean + torch.exp(log_scale) * (torch.log(u) - torch.log1p(-u))

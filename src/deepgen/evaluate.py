@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from deepgen.data import Dataset, DataInfo, Split
+from deepgen.data import DataInfo, Dataset, Split
 from deepgen.data import toy2d as toy
 from deepgen.errors import DeepgenError
 from deepgen.metrics.likelihood import summarize_nll
@@ -30,8 +30,9 @@ def na(label: str, reason: str) -> dict:
     return {"value": None, "label": label, "reason": reason}
 
 
-def log_likelihoods(model: GenerativeModel, x: torch.Tensor, *, k: int | None = None,
-                    batch_size: int = 256) -> LogLikelihood:
+def log_likelihoods(
+    model: GenerativeModel, x: torch.Tensor, *, k: int | None = None, batch_size: int = 256
+) -> LogLikelihood:
     """``model.log_likelihood`` over ``x`` in batches (no grad), gathered on the CPU in float64."""
     dev = next(model.parameters()).device
     vals, errs, first = [], [], None
@@ -61,19 +62,32 @@ def nll_metrics(model: GenerativeModel, split: Split, info: DataInfo, *, k: int 
         reason = model.why_no_density()
         return {"nll": na("NLL (nats)", reason), "bpd": na("bits/dim", reason)}
     ll = log_likelihoods(model, split.x, k=default_k(model, k))
-    s = summarize_nll(ll.values, ll.kind, ll.method, num_dims=info.dim, discrete=info.is_discrete,
-                      log_scale=info.log_scale, stderr=ll.stderr)
+    s = summarize_nll(
+        ll.values,
+        ll.kind,
+        ll.method,
+        num_dims=info.dim,
+        discrete=info.is_discrete,
+        log_scale=info.log_scale,
+        stderr=ll.stderr,
+    )
     extra = {"kind": s.kind, "method": s.method, "n": s.n, "sem": s.sem, "mc_stderr": s.mc_stderr}
     out = {"nll": {"value": s.nll, "label": f"NLL (nats, {s.kind})", **extra}}
     if s.bpd is not None:
-        out["bpd"] = {"value": s.bpd, "label": f"bits/dim ({s.kind})", **extra,
-                      "sem": s.sem / (info.dim * math.log(2))}
+        out["bpd"] = {
+            "value": s.bpd,
+            "label": f"bits/dim ({s.kind})",
+            **extra,
+            "sem": s.sem / (info.dim * math.log(2)),
+        }
     else:
         out["bpd"] = na("bits/dim", "continuous data: bits/dim needs discrete levels; see NLL in nats")
     return out
 
 
-def draw_samples(model: GenerativeModel, n: int, *, seed: int = 0, batch_size: int = 1000) -> tuple[torch.Tensor, float]:
+def draw_samples(
+    model: GenerativeModel, n: int, *, seed: int = 0, batch_size: int = 1000
+) -> tuple[torch.Tensor, float]:
     """``n`` samples (CPU) and the sampling throughput in samples/s (after a small warm-up draw)."""
     dev = next(model.parameters()).device
     g = torch.Generator(device=dev).manual_seed(seed)
@@ -127,8 +141,10 @@ class SampleQuality:
             return
         name = self.features or F.network_for(self.info.shape)
         if name is None:
-            self.reason = (f"no feature network for images of shape {self.info.shape}: pass --features "
-                           "inception:PATH (standard FID weights) or a network from 'deepgen train-features'")
+            self.reason = (
+                f"no feature network for images of shape {self.info.shape}: pass --features "
+                "inception:PATH (standard FID weights) or a network from 'deepgen train-features'"
+            )
             return
         if name.startswith("inception:"):
             from deepgen.metrics.inception import load_fid_inception
@@ -138,8 +154,12 @@ class SampleQuality:
         else:
             self.network = F.load_feature_network(name)
             self.feature_label = f"{name} features"
-        if self.network.__class__.__name__ == "DomainClassifier" and tuple(self.network.shape) != tuple(self.info.shape):
-            raise DeepgenError(f"feature network {name} expects images {self.network.shape}, data are {self.info.shape}")
+        if self.network.__class__.__name__ == "DomainClassifier" and tuple(self.network.shape) != tuple(
+            self.info.shape
+        ):
+            raise DeepgenError(
+                f"feature network {name} expects images {self.network.shape}, data are {self.info.shape}"
+            )
         self.ref_feats, _ = F.extract(self.network, self.reference)
         self.ref_stats = GaussianStats.of(self.ref_feats)
 
@@ -172,7 +192,11 @@ class SampleQuality:
         cls = "classifier" if "features" in lab else ""
         n = {"n_fake": len(samples), "n_real": len(self.ref_feats)}
         return {
-            "fid": {"value": fid_from_stats(self.ref_stats, GaussianStats.of(feats)), "label": f"FID ({lab})", **n},
+            "fid": {
+                "value": fid_from_stats(self.ref_stats, GaussianStats.of(feats)),
+                "label": f"FID ({lab})",
+                **n,
+            },
             "kid": {"value": kid, "std": kid_std, "label": f"KID ({lab})", **n},
             "precision": {"value": pr["precision"], "label": f"precision ({lab}, k=3)"},
             "recall": {"value": pr["recall"], "label": f"recall ({lab}, k=3)"},
@@ -189,7 +213,13 @@ class SampleQuality:
         n = min(2000, len(samples), len(self.test))
         ref = self.test[torch.randperm(len(self.test), generator=g)[:n]]
         fake = samples[torch.randperm(len(samples), generator=g)[:n]]
-        out = {"mmd2": {"value": gaussian_mmd2(ref, fake), "label": "MMD^2 (Gaussian kernels, data space)", "n": n}}
+        out = {
+            "mmd2": {
+                "value": gaussian_mmd2(ref, fake),
+                "label": "MMD^2 (Gaussian kernels, data space)",
+                "n": n,
+            }
+        }
         pr = precision_recall(ref, fake)
         out["precision"] = {"value": pr["precision"], "label": "precision (data space, k=3)"}
         out["recall"] = {"value": pr["recall"], "label": "recall (data space, k=3)"}
@@ -199,8 +229,14 @@ class SampleQuality:
             from deepgen.metrics.toy2d import mode_coverage
 
             cov = mode_coverage(samples[:2500], *modes)
-            out["modes"] = {"value": cov["modes"], "label": f"modes captured (of {cov['total_modes']}, 3 std)"}
-            out["high_quality"] = {"value": cov["high_quality"], "label": "high-quality samples (within 3 std)"}
+            out["modes"] = {
+                "value": cov["modes"],
+                "label": f"modes captured (of {cov['total_modes']}, 3 std)",
+            }
+            out["high_quality"] = {
+                "value": cov["high_quality"],
+                "label": "high-quality samples (within 3 std)",
+            }
         return out
 
 
@@ -216,8 +252,16 @@ def entropy_floor(info: DataInfo) -> dict | None:
     return {"value": e["entropy_nats"], "stderr": e.get("stderr"), "label": "entropy floor H (nats)"}
 
 
-def evaluate(model: GenerativeModel, ds: Dataset, *, k: int | None = None, n_samples: int | None = None,
-             seed: int = 0, quality: SampleQuality | None = None, features: str | None = None) -> dict:
+def evaluate(
+    model: GenerativeModel,
+    ds: Dataset,
+    *,
+    k: int | None = None,
+    n_samples: int | None = None,
+    seed: int = 0,
+    quality: SampleQuality | None = None,
+    features: str | None = None,
+) -> dict:
     """Every applicable metric for ``model`` on ``ds`` (test split for NLL), labelled."""
     info = ds.info
     model.eval()
@@ -228,7 +272,8 @@ def evaluate(model: GenerativeModel, ds: Dataset, *, k: int | None = None, n_sam
         nll = metrics["nll"]["value"]
         metrics["nll_gap"] = (
             {"value": nll - floor["value"], "label": "NLL - entropy (nats, >= 0 in expectation)"}
-            if nll is not None else na("NLL - entropy", metrics["nll"]["reason"])
+            if nll is not None
+            else na("NLL - entropy", metrics["nll"]["reason"])
         )
     quality = quality or SampleQuality.for_dataset(ds, features)
     n = n_samples or (2500 if info.dim == 2 else min(10_000, max(len(quality.reference), 1000)))
@@ -236,5 +281,11 @@ def evaluate(model: GenerativeModel, ds: Dataset, *, k: int | None = None, n_sam
     metrics.update(quality.evaluate(samples, seed))
     metrics["sampling_speed"] = {"value": rate, "label": "sampling throughput (samples/s)"}
     metrics["parameters"] = {"value": model.num_parameters, "label": "parameters"}
-    return {"model": model.name, "family": model.family, "density_kind": model.density_kind.value,
-            "data": info.name, "n_samples": n, "metrics": metrics}
+    return {
+        "model": model.name,
+        "family": model.family,
+        "density_kind": model.density_kind.value,
+        "data": info.name,
+        "n_samples": n,
+        "metrics": metrics,
+    }

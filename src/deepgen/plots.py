@@ -14,7 +14,9 @@ import numpy as np
 import torch
 
 
-def image_grid(x: torch.Tensor | np.ndarray, nrow: int | None = None, pad: int = 1, pad_value: float = 1.0) -> np.ndarray:
+def image_grid(
+    x: torch.Tensor | np.ndarray, nrow: int | None = None, pad: int = 1, pad_value: float = 1.0
+) -> np.ndarray:
     """Tile images (N, C, H, W) with values in [0, 1] into one uint8 array (H', W', C) (C = 1 or 3)."""
     x = x.detach().cpu().float().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, np.float32)
     if x.ndim != 4 or x.shape[1] not in (1, 3):
@@ -120,8 +122,14 @@ def density_grid(model, bounds, n: int = 150) -> tuple[np.ndarray, str] | None:
     return torch.exp(lp).view(n, n).numpy(), vals[0].kind.value
 
 
-def plot_2d(model, data: torch.Tensor, out: str | Path, n_samples: int = 2000, generator=None,
-            title: str | None = None) -> Path:
+def plot_2d(
+    model,
+    data: torch.Tensor,
+    out: str | Path,
+    n_samples: int = 2000,
+    generator=None,
+    title: str | None = None,
+) -> Path:
     """Density heat-map (when the model has one) with model samples overlaid, beside the data."""
     bounds = plot_bounds(data)
     samples = model.sample(n_samples, generator=generator).cpu()

@@ -14,17 +14,34 @@ from conftest import small_options
 from deepgen.compare import run_compare
 from deepgen.data import DataSpec
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("compare")
     models = ["independent", "vae", "gan"]
-    res = run_compare(DataSpec("digits"), models, out, steps=30, batch_size=32,
-                      options={m: small_options(m) for m in models}, k=5, n_samples=300,
-                      progress=False, log=lambda *a: None)
+    res = run_compare(
+        DataSpec("digits"),
+        models,
+        out,
+        steps=30,
+        batch_size=32,
+        options={m: small_options(m) for m in models},
+        k=5,
+        n_samples=300,
+        progress=False,
+        log=lambda *a: None,
+    )
     return res
 
 
@@ -57,16 +74,24 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     url = "file://" + os.path.abspath(report.files["html"])
     shot = tmp_path / "report.png"
     common = [exe, *CHROMIUM_FLAGS, "--window-size=1280,1600"]
-    subprocess.run([*common, f"--user-data-dir={tmp_path / 'u1'}", f"--screenshot={shot}", url],
-                   capture_output=True, timeout=120, check=False)
+    subprocess.run(
+        [*common, f"--user-data-dir={tmp_path / 'u1'}", f"--screenshot={shot}", url],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     assert shot.exists() and shot.stat().st_size > 10_000
     from PIL import Image
 
     img = Image.open(shot).convert("L")
     lo, hi = img.getextrema()
     assert hi - lo > 100  # not a blank page
-    dom = subprocess.run([*common, f"--user-data-dir={tmp_path / 'u2'}", "--virtual-time-budget=5000",
-                          "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    dom = subprocess.run(
+        [*common, f"--user-data-dir={tmp_path / 'u2'}", "--virtual-time-budget=5000", "--dump-dom", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     assert 'id="image-status"' in dom
     status = dom.split('id="image-status"', 1)[1].split(">", 1)[0]
     loaded = int(status.split('data-loaded="')[1].split('"')[0])

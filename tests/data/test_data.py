@@ -12,7 +12,7 @@ import torch
 
 from deepgen.data import DataSpec, load_dataset, load_eval_split, toy2d, validate_tensor
 from deepgen.data.images import read_amat, read_idx
-from deepgen.data.transforms import dequantize, logit_transform, inverse_logit_transform, quantize
+from deepgen.data.transforms import dequantize, inverse_logit_transform, logit_transform, quantize
 from deepgen.errors import DataError, UnknownNameError
 
 
@@ -107,7 +107,9 @@ def test_csv_and_npy_tables(tmp_path):
         ds = load_dataset(str(tmp_path / f))
         assert ds.info.shape == (3,) and ds.info.levels is None
         assert abs(ds.train.x.mean().item()) < 0.2 and abs(ds.train.x.std(0).mean().item() - 1) < 0.2
-        assert ds.info.log_scale == pytest.approx(np.log(x[np.sort(np.random.default_rng(0).permutation(50)[5:])].std(0)).sum(), rel=0.5)
+        assert ds.info.log_scale == pytest.approx(
+            np.log(x[np.sort(np.random.default_rng(0).permutation(50)[5:])].std(0)).sum(), rel=0.5
+        )
     split, info = load_eval_split(str(tmp_path / "t.csv"), ds.info)
     assert len(split) == 50  # scoring keeps every row, in file order
 

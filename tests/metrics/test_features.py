@@ -41,8 +41,10 @@ def test_mnist_network_loads():
 MNIST_DIR = os.environ.get("DEEPGEN_DATA", str(Path(__file__).parents[3] / "shared" / "data"))
 
 
-@pytest.mark.skipif(not (Path(MNIST_DIR) / "mnist" / "t10k-images-idx3-ubyte.gz").exists(),
-                    reason="MNIST files not present (tests never need them)")
+@pytest.mark.skipif(
+    not (Path(MNIST_DIR) / "mnist" / "t10k-images-idx3-ubyte.gz").exists(),
+    reason="MNIST files not present (tests never need them)",
+)
 def test_mnist_network_accuracy_when_data_is_present():
     from deepgen.data import DataSpec, load_dataset
 

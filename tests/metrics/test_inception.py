@@ -96,9 +96,7 @@ def test_basic_conv2d_is_biasless_conv_and_tf_batchnorm():
 
 def test_parameter_count():
     assert FID_INCEPTION_PARAMS == 23_850_960
-    from_table = sum(
-        torch.Size(shape).numel() for key, shape in TABLE["entries"] if not key.endswith(BUFFER_SUFFIXES)
-    )
+    from_table = sum(torch.Size(shape).numel() for key, shape in TABLE["entries"] if not key.endswith(BUFFER_SUFFIXES))
     assert from_table == FID_INCEPTION_PARAMS
     assert sum(p.numel() for p in FIDInceptionV3().parameters()) == FID_INCEPTION_PARAMS
     assert FIDInceptionV3.feature_dim == 2048
@@ -224,9 +222,7 @@ def test_load_not_a_dict_or_not_a_checkpoint(tmp_path):
 
 def test_load_wrong_shape(tmp_path):
     # zero-strided views: torch.save stores one element per tensor, so the file stays tiny
-    state = {
-        k: torch.zeros((), dtype=v.dtype).expand(v.shape) for k, v in FIDInceptionV3().state_dict().items()
-    }
+    state = {k: torch.zeros((), dtype=v.dtype).expand(v.shape) for k, v in FIDInceptionV3().state_dict().items()}
     state["fc.weight"] = torch.zeros(()).expand(1000, 2048)
     path = tmp_path / "wrong_shape.pth"
     torch.save(state, path)

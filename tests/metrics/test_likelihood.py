@@ -93,7 +93,7 @@ def test_importance_sampling_converges_to_the_exact_marginal():
         elbo = vae.log_importance_weights(x, 20_000).double().mean(1)  # E_q[log w], the expected ELBO
         est, se = vae.log_prob_estimate(x, k=20_000)
     assert (elbo < exact).all()  # the ELBO is a lower bound
-    assert torch.allclose(est, exact, atol=0.01), (est - exact)
+    assert torch.allclose(est, exact, atol=0.01), est - exact
     assert (torch.abs(est - exact) < 5 * se + 1e-3).all()
 
 
@@ -115,12 +115,16 @@ def test_dequantisation_estimate_converges_to_the_bin_mass():
     assert bound.kind.value == "lower bound" and est.kind.value == "estimate"
     assert torch.allclose(est.values.double(), exact, atol=0.05)
     assert (torch.abs(est.values.double() - exact) < 4 * est.stderr + 1e-3).all()
-    assert (bound.values.double().mean() < exact.mean() + 0.1)
+    assert bound.values.double().mean() < exact.mean() + 0.1
 
 
 def _rbm(seed=0, nv=6, nh=3):
     g = torch.Generator().manual_seed(seed)
-    W, b, c = torch.randn(nv, nh, generator=g, dtype=torch.float64), torch.randn(nv, generator=g, dtype=torch.float64) * 0.5, torch.randn(nh, generator=g, dtype=torch.float64) * 0.5
+    W, b, c = (
+        torch.randn(nv, nh, generator=g, dtype=torch.float64),
+        torch.randn(nv, generator=g, dtype=torch.float64) * 0.5,
+        torch.randn(nh, generator=g, dtype=torch.float64) * 0.5,
+    )
 
     def log_f(v):  # -free energy: b.v + sum_j softplus(c_j + v W_j)
         v = v.double()
@@ -143,8 +147,15 @@ def test_ais_converges_to_the_enumerated_rbm_partition_function():
         return torch.bernoulli(p0.expand(n, nv), generator=g)
 
     kernel = metropolis_flip_kernel(log_f0, log_f1)
-    est, se = ais_log_partition(log_f0, sample_f0, log_f1, kernel, n_chains=200, n_steps=300,
-                                generator=torch.Generator().manual_seed(0))
+    est, se = ais_log_partition(
+        log_f0,
+        sample_f0,
+        log_f1,
+        kernel,
+        n_chains=200,
+        n_steps=300,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert abs(est - log_z_exact) < max(4 * se, 0.02), (est, log_z_exact, se)
 
 
@@ -162,8 +173,15 @@ def test_ais_with_mala_on_a_continuous_unnormalised_density():
     def sample_f0(n, g):
         return 3 * torch.randn(n, 2, generator=g, dtype=torch.float64)
 
-    est, se = ais_log_partition(log_f0, sample_f0, log_f1, mala_kernel(log_f0, log_f1, 0.05, 2),
-                                n_chains=200, n_steps=400, generator=torch.Generator().manual_seed(0))
+    est, se = ais_log_partition(
+        log_f0,
+        sample_f0,
+        log_f1,
+        mala_kernel(log_f0, log_f1, 0.05, 2),
+        n_chains=200,
+        n_steps=400,
+        generator=torch.Generator().manual_seed(0),
+    )
     exact = math.log(2 * math.pi * s * s)
     assert abs(est - exact) < max(4 * se, 0.05), (est, exact, se)
     assert np.isfinite(se) and se > 0

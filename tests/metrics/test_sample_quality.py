@@ -83,15 +83,21 @@ def test_fid_of_a_set_with_itself_is_zero_and_stats_merge():
 def test_kid_matches_brute_force_and_is_unbiased():
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(40, 5, generator=g), torch.randn(40, 5, generator=g) + 0.5
-    kxx, kyy, kxy = polynomial_kernel(x.double(), x.double()), polynomial_kernel(y.double(), y.double()), polynomial_kernel(x.double(), y.double())
+    kxx, kyy, kxy = (
+        polynomial_kernel(x.double(), x.double()),
+        polynomial_kernel(y.double(), y.double()),
+        polynomial_kernel(x.double(), y.double()),
+    )
     m = 40
     brute = sum(kxx[i, j] for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
     brute += sum(kyy[i, j] for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
     brute -= 2 * kxy.mean()
     kid, _ = kernel_inception_distance(x, y, n_subsets=1, subset_size=40)
     assert kid == pytest.approx(float(brute), rel=1e-9)
-    same = [kernel_inception_distance(torch.randn(200, 8, generator=g), torch.randn(200, 8, generator=g),
-                                      n_subsets=1)[0] for _ in range(30)]
+    same = [
+        kernel_inception_distance(torch.randn(200, 8, generator=g), torch.randn(200, 8, generator=g), n_subsets=1)[0]
+        for _ in range(30)
+    ]
     assert abs(np.mean(same)) < 3 * np.std(same) / np.sqrt(30)  # unbiased: centred on 0
     far, std = kernel_inception_distance(torch.randn(300, 8, generator=g), torch.randn(300, 8, generator=g) + 1)
     assert far > 10 * max(std, 1e-6)

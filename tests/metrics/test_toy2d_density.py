@@ -161,9 +161,7 @@ def test_pinwheel_matches_brute_force_preimage_scan():
     # includes points with |x|/2 above the fold radius 1.6955, where the circle map is not injective. At
     # the last two, one arm has extra preimages that matter: [-5.7, -1.11] has two with |det| ~ 0.42, the
     # second 2% of the first; [0.543, -4.332] lies just inside a fold, two preimages with det = +-0.07.
-    pts = np.array(
-        [[2.0, 0.5], [-1.5, 1.0], [0.0, 0.0], [3.4, 1.0], [3.0, 2.0], [-5.7, -1.11], [0.543, -4.332]]
-    )
+    pts = np.array([[2.0, 0.5], [-1.5, 1.0], [0.0, 0.0], [3.4, 1.0], [3.0, 2.0], [-5.7, -1.11], [0.543, -4.332]])
     got = log_density("pinwheel", torch.tensor(pts)).numpy()
     want = [_pinwheel_brute_force(p) for p in pts]
     np.testing.assert_allclose(got, want, atol=1e-7)

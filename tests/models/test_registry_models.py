@@ -70,7 +70,9 @@ def test_gradient_reaches_every_parameter(name, ds):
     model = _build(name, ds)
     model.initialize(ds.train.x[:16])
     _loss(model, ds.train.x[:16]).backward()
-    missing = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)]
+    missing = [
+        n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)
+    ]
     assert not missing, f"no gradient reaches {missing}"
 
 

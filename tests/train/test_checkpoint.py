@@ -33,7 +33,16 @@ def test_atomic_save_leaves_no_temp_files(tmp_path):
 
 def test_checkpoint_holds_everything(run_dir):
     ckpt = load_checkpoint(run_dir)
-    for key in ("model", "optimizers", "rng", "step", "train_config", "model_config", "data_info", "data_spec"):
+    for key in (
+        "model",
+        "optimizers",
+        "rng",
+        "step",
+        "train_config",
+        "model_config",
+        "data_info",
+        "data_spec",
+    ):
         assert key in ckpt
     assert ckpt["step"] == 5 and ckpt["model_name"] == "gmm" and len(ckpt["rng"]) == 1
 

@@ -36,8 +36,23 @@ def test_ranks_agree(model, tmp_path):
 @pytest.mark.slow
 def test_cli_under_torchrun(tmp_path):
     out = tmp_path / "ddp"
-    p = run(["-m", "deepgen", "train", "gmm", "--data", "moons", "--steps", "10", "--out", str(out),
-             "--no-progress", "-o", "components=3"])
+    p = run(
+        [
+            "-m",
+            "deepgen",
+            "train",
+            "gmm",
+            "--data",
+            "moons",
+            "--steps",
+            "10",
+            "--out",
+            str(out),
+            "--no-progress",
+            "-o",
+            "components=3",
+        ]
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     assert "run:" in p.stdout and p.stdout.count("run:") == 1  # rank 0 alone reports
     assert (out / "checkpoint.pt").exists() and (out / "samples.png").exists()

@@ -55,7 +55,10 @@ class Critic(GenerativeModel):
         self.batches_seen = 0
 
     def configure_optimizers(self, c):
-        return {"d": torch.optim.SGD(self.d.parameters(), lr=0.01), "g": torch.optim.SGD(self.g.parameters(), lr=0.01)}
+        return {
+            "d": torch.optim.SGD(self.d.parameters(), lr=0.01),
+            "g": torch.optim.SGD(self.g.parameters(), lr=0.01),
+        }
 
     def train_step(self, x, y, ctx):
         for i in range(self.config.critic_steps):

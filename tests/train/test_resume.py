@@ -14,14 +14,45 @@ import torch
 from deepgen.errors import CheckpointError
 from deepgen.train.checkpoint import load_checkpoint
 
-ARGS = ["train", "vae", "--data", "digits", "--binarize", "dynamic", "--steps", "400", "--batch-size", "32",
-        "--ckpt-every", "20", "--eval-every", "50", "--log-every", "10", "--seed", "3", "--threads", "1",
-        "-o", "hidden=64,64", "-o", "arch=mlp", "-o", "latent_dim=4", "--no-progress"]
+ARGS = [
+    "train",
+    "vae",
+    "--data",
+    "digits",
+    "--binarize",
+    "dynamic",
+    "--steps",
+    "400",
+    "--batch-size",
+    "32",
+    "--ckpt-every",
+    "20",
+    "--eval-every",
+    "50",
+    "--log-every",
+    "10",
+    "--seed",
+    "3",
+    "--threads",
+    "1",
+    "-o",
+    "hidden=64,64",
+    "-o",
+    "arch=mlp",
+    "-o",
+    "latent_dim=4",
+    "--no-progress",
+]
 
 
 def deepgen(*args, **kw):
-    return subprocess.Popen([sys.executable, "-m", "deepgen", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "deepgen", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def step_of(path):
@@ -64,8 +95,11 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
         for k in sa[i]:
             assert torch.equal(torch.as_tensor(sa[i][k]), torch.as_tensor(sb[i][k]))
     assert torch.equal(ca["rng"][0]["cpu"], cb["rng"][0]["cpu"])
-    steps = [int(line.split('"step": ')[1].split(",")[0]) for line in (b / "metrics.jsonl").read_text().splitlines()
-             if '"split": "train"' in line]
+    steps = [
+        int(line.split('"step": ')[1].split(",")[0])
+        for line in (b / "metrics.jsonl").read_text().splitlines()
+        if '"split": "train"' in line
+    ]
     assert steps == sorted(set(steps)) and steps[-1] == 400
 
 

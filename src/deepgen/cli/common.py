@@ -14,11 +14,19 @@ EXAMPLES_FMT = argparse.RawDescriptionHelpFormatter
 
 def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--data", required=required, metavar="DATA",
-                   help="dataset name (see 'deepgen list'), a .npy/.csv file, or a folder of images")
+    g.add_argument(
+        "--data",
+        required=required,
+        metavar="DATA",
+        help="dataset name (see 'deepgen list'), a .npy/.csv file, or a folder of images",
+    )
     g.add_argument("--data-dir", help="folder with MNIST files (default: $DEEPGEN_DATA)")
-    g.add_argument("--binarize", choices=["none", "dynamic", "threshold"], default=None,
-                   help="binarise discrete data: dynamic (fresh Bernoulli draws per batch) or threshold")
+    g.add_argument(
+        "--binarize",
+        choices=["none", "dynamic", "threshold"],
+        default=None,
+        help="binarise discrete data: dynamic (fresh Bernoulli draws per batch) or threshold",
+    )
     g.add_argument("--image-size", type=int, help="resize an image folder to N x N")
     g.add_argument("--channels", type=int, choices=[1, 3], help="image folder: 1 grey, 3 RGB")
     g.add_argument("--levels", type=int, help="a file's values are integers 0..L-1 (2 = binary)")
@@ -29,8 +37,13 @@ def data_spec(args, base: dict | None = None) -> DataSpec:
     """DataSpec from ``--data`` flags over ``base`` (a config file's [data] table)."""
     d = dict(base or {})
     d["name"] = args.data
-    for flag, key in (("data_dir", "data_dir"), ("binarize", "binarize"), ("image_size", "image_size"),
-                      ("channels", "channels"), ("levels", "levels")):
+    for flag, key in (
+        ("data_dir", "data_dir"),
+        ("binarize", "binarize"),
+        ("image_size", "image_size"),
+        ("channels", "channels"),
+        ("levels", "levels"),
+    ):
         v = getattr(args, flag, None)
         if v is not None:
             d[key] = v

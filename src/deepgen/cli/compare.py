@@ -13,10 +13,14 @@ Writes table.md, table.csv, report.html (sample grids, density maps for 2D data)
 
 
 def add_parser(sub):
-    p = sub.add_parser("compare", help="train several models on the same data and compare them",
-                       formatter_class=EXAMPLES_FMT, epilog=EPILOG,
-                       description="Train each model with the same data, steps, batch size and seed; measure "
-                       "training speed, sampling speed, parameters, density kind, NLL and sample quality.")
+    p = sub.add_parser(
+        "compare",
+        help="train several models on the same data and compare them",
+        formatter_class=EXAMPLES_FMT,
+        epilog=EPILOG,
+        description="Train each model with the same data, steps, batch size and seed; measure "
+        "training speed, sampling speed, parameters, density kind, NLL and sample quality.",
+    )
     add_data_args(p)
     p.add_argument("--models", required=True, help="comma-separated model names")
     p.add_argument("--steps", type=int, default=2000)
@@ -56,10 +60,20 @@ def run(args) -> int:
         raise ConfigError("--models is empty")
     if len(set(models)) != len(models):
         raise ConfigError(f"--models lists a model twice: {args.models}")
-    res = run_compare(data_spec(args), models, args.out, steps=args.steps, batch_size=args.batch_size,
-                      seed=args.seed, options=per_model_options(args.option, models), k=args.k,
-                      n_samples=args.n_samples, features=args.features, threads=args.threads,
-                      progress=not args.quiet)
+    res = run_compare(
+        data_spec(args),
+        models,
+        args.out,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        options=per_model_options(args.option, models),
+        k=args.k,
+        n_samples=args.n_samples,
+        features=args.features,
+        threads=args.threads,
+        progress=not args.quiet,
+    )
     print()
     print(open(res.files["markdown"]).read())
     print(f"report: {res.files['html']}  (also {res.files['markdown']}, {res.files['csv']}, {res.files['json']})")

@@ -12,9 +12,13 @@ Tests and the demo never download anything.
 
 
 def add_parser(sub):
-    p = sub.add_parser("download", help="download MNIST or the FID Inception weights (needs internet)",
-                       formatter_class=EXAMPLES_FMT, epilog=EPILOG,
-                       description="Download a file set into --data-dir and verify its checksums.")
+    p = sub.add_parser(
+        "download",
+        help="download MNIST or the FID Inception weights (needs internet)",
+        formatter_class=EXAMPLES_FMT,
+        epilog=EPILOG,
+        description="Download a file set into --data-dir and verify its checksums.",
+    )
     p.add_argument("what", choices=["mnist", "fid-inception"])
     p.add_argument("--data-dir", required=True)
     p.set_defaults(func=run)

@@ -15,8 +15,13 @@ Writes RUN/eval.json (or --out). Metrics that do not apply print n/a with the re
 
 
 def add_parser(sub):
-    p = sub.add_parser("eval", help="evaluate a trained run", formatter_class=EXAMPLES_FMT, epilog=EPILOG,
-                       description="Evaluate RUN on the test split of DATA (default: the run's data).")
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a trained run",
+        formatter_class=EXAMPLES_FMT,
+        epilog=EPILOG,
+        description="Evaluate RUN on the test split of DATA (default: the run's data).",
+    )
     p.add_argument("run", metavar="RUN")
     add_data_args(p, required=False)
     p.add_argument("--out", help="JSON output (default RUN/eval.json)")

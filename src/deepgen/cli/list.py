@@ -8,9 +8,13 @@ from deepgen.cli.common import EXAMPLES_FMT
 
 
 def add_parser(sub):
-    p = sub.add_parser("list", help="list models and datasets", formatter_class=EXAMPLES_FMT,
-                       description="List the registered models (family, density kind) and the datasets.",
-                       epilog="Examples:\n  deepgen list\n  deepgen list --models --verbose")
+    p = sub.add_parser(
+        "list",
+        help="list models and datasets",
+        formatter_class=EXAMPLES_FMT,
+        description="List the registered models (family, density kind) and the datasets.",
+        epilog="Examples:\n  deepgen list\n  deepgen list --models --verbose",
+    )
     p.add_argument("--models", action="store_true", help="only models")
     p.add_argument("--datasets", action="store_true", help="only datasets")
     p.add_argument("-v", "--verbose", action="store_true", help="also show each model's options")

@@ -18,14 +18,23 @@ un-standardised values for continuous data. PNG: an image grid, or a scatter/den
 
 
 def add_parser(sub):
-    p = sub.add_parser("sample", help="sample from a trained run", formatter_class=EXAMPLES_FMT, epilog=EPILOG,
-                       description="Draw N samples from the model in RUN (a run folder or checkpoint file).")
+    p = sub.add_parser(
+        "sample",
+        help="sample from a trained run",
+        formatter_class=EXAMPLES_FMT,
+        epilog=EPILOG,
+        description="Draw N samples from the model in RUN (a run folder or checkpoint file).",
+    )
     p.add_argument("run", metavar="RUN")
     p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
     p.add_argument("--out", required=True, help="output .png or .npy")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--weights", choices=["auto", "ema", "raw"], default="auto",
-                   help="EMA or raw weights (auto: EMA when the run kept it)")
+    p.add_argument(
+        "--weights",
+        choices=["auto", "ema", "raw"],
+        default="auto",
+        help="EMA or raw weights (auto: EMA when the run kept it)",
+    )
     p.add_argument("--batch-size", type=int, default=1000)
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=run)
@@ -65,8 +74,7 @@ def run(args) -> int:
     elif info.is_image:
         save_image_grid(x, out)
     elif info.dim == 2:
-        plot_2d(model, x, out, n_samples=min(args.n, 5000), generator=g,
-                title=f"{model.name}: {args.n} samples")
+        plot_2d(model, x, out, n_samples=min(args.n, 5000), generator=g, title=f"{model.name}: {args.n} samples")
     else:
         raise DeepgenError(f"PNG output needs image or 2D data; {info.name} has shape {info.shape}: use .npy")
     print(f"wrote {args.n} samples from {loaded.path} (step {loaded.step}, {loaded.weights} weights) to {out}")

@@ -18,8 +18,13 @@ Continuous data are scored in the file's own units (standardisation undone).
 
 
 def add_parser(sub):
-    p = sub.add_parser("score", help="per-example NLL of data under a trained run", formatter_class=EXAMPLES_FMT,
-                       epilog=EPILOG, description="Score every example of DATA under the model in RUN.")
+    p = sub.add_parser(
+        "score",
+        help="per-example NLL of data under a trained run",
+        formatter_class=EXAMPLES_FMT,
+        epilog=EPILOG,
+        description="Score every example of DATA under the model in RUN.",
+    )
     p.add_argument("run", metavar="RUN")
     add_data_args(p, required=False)
     p.add_argument("--out", required=True, help="output CSV")
@@ -61,10 +66,16 @@ def run(args) -> int:
             bpd = f"{v / denom:.6f}" if info.is_discrete else ""
             err = f"{se[i]:.6f}" if se is not None else ""
             w.writerow([i, f"{v:.6f}", bpd, err, ll.kind.value, ll.method])
-    s = summarize_nll(ll.values, ll.kind, ll.method, num_dims=info.dim, discrete=info.is_discrete,
-                      log_scale=info.log_scale, stderr=ll.stderr)
+    s = summarize_nll(
+        ll.values,
+        ll.kind,
+        ll.method,
+        num_dims=info.dim,
+        discrete=info.is_discrete,
+        log_scale=info.log_scale,
+        stderr=ll.stderr,
+    )
     bpd = f", {s.bpd:.4f} bits/dim" if s.bpd is not None else ""
-    print(f"scored {s.n} examples of {spec.name}: mean NLL {s.nll:.4f} +- {s.sem:.4f} nats{bpd} "
-          f"({s.kind}: {s.method})")
+    print(f"scored {s.n} examples of {spec.name}: mean NLL {s.nll:.4f} +- {s.sem:.4f} nats{bpd} ({s.kind}: {s.method})")
     print(f"wrote {out}")
     return 0

@@ -19,10 +19,20 @@ EPILOG = """Examples:
 
 # CLI flag -> TrainConfig field
 TRAIN_FLAGS = {
-    "steps": "steps", "batch_size": "batch_size", "lr": "lr", "seed": "seed", "weight_decay": "weight_decay",
-    "lr_schedule": "lr_schedule", "warmup_steps": "warmup_steps", "grad_clip": "grad_clip",
-    "ema_decay": "ema_decay", "log_every": "log_every", "eval_every": "eval_every",
-    "ckpt_every": "ckpt_every", "threads": "threads", "device": "device",
+    "steps": "steps",
+    "batch_size": "batch_size",
+    "lr": "lr",
+    "seed": "seed",
+    "weight_decay": "weight_decay",
+    "lr_schedule": "lr_schedule",
+    "warmup_steps": "warmup_steps",
+    "grad_clip": "grad_clip",
+    "ema_decay": "ema_decay",
+    "log_every": "log_every",
+    "eval_every": "eval_every",
+    "ckpt_every": "ckpt_every",
+    "threads": "threads",
+    "device": "device",
 }
 
 
@@ -46,9 +56,14 @@ def add_train_args(p) -> None:
 
 
 def add_parser(sub):
-    p = sub.add_parser("train", help="train a model", formatter_class=EXAMPLES_FMT, epilog=EPILOG,
-                       description="Train MODEL on DATA. Writes a run folder: config.json, checkpoint.pt, "
-                       "metrics.jsonl, loss.png and samples.png (density map for 2D data).")
+    p = sub.add_parser(
+        "train",
+        help="train a model",
+        formatter_class=EXAMPLES_FMT,
+        epilog=EPILOG,
+        description="Train MODEL on DATA. Writes a run folder: config.json, checkpoint.pt, "
+        "metrics.jsonl, loss.png and samples.png (density map for 2D data).",
+    )
     p.add_argument("model", metavar="MODEL", help="model name (see 'deepgen list')")
     add_data_args(p)
     add_train_args(p)
@@ -95,7 +110,12 @@ def run(args) -> int:
     else:
         options = model_options(file_cfg, args.option)
         spec = data_spec(args, file_cfg.get("data"))
-        tdict = {**to_dict(TrainConfig()), **cls.train_defaults, **file_cfg.get("train", {}), **train_overrides(args)}
+        tdict = {
+            **to_dict(TrainConfig()),
+            **cls.train_defaults,
+            **file_cfg.get("train", {}),
+            **train_overrides(args),
+        }
     tcfg = from_dict(TrainConfig, tdict)
     data = load_dataset(spec)
     model = build_model(args.model, data.info, options, seed=tcfg.seed)
@@ -103,8 +123,9 @@ def run(args) -> int:
     if main and not args.quiet:
         print(f"training {args.model} ({cls.family}, {model.num_parameters:,} parameters) on {data.info.describe()}")
         print(f"  {len(data.train):,} train / {len(data.val):,} val examples; run folder {out}")
-    summary = Trainer(model, data, tcfg, out, data_spec=DataSpec(**to_dict(spec)), resume=args.resume,
-                      quiet=args.quiet).fit()
+    summary = Trainer(
+        model, data, tcfg, out, data_spec=DataSpec(**to_dict(spec)), resume=args.resume, quiet=args.quiet
+    ).fit()
     if main:
         print_summary(summary, model, data.info)
     return 0
@@ -114,7 +135,10 @@ def print_summary(s: dict, model, info) -> None:
     run = s["run"]
     rate = s.get("examples_per_s")
     print(f"run: {run}")
-    print(f"  {s['steps']} steps, {s['train_seconds']:.1f} s" + (f", {rate:,.0f} examples/s (last window)" if rate else ""))
+    print(
+        f"  {s['steps']} steps, {s['train_seconds']:.1f} s"
+        + (f", {rate:,.0f} examples/s (last window)" if rate else "")
+    )
     if "val_nll" in s:
         label = model.density_kind.value
         unit = f", {s['val_bpd']:.4f} bits/dim" if "val_bpd" in s else ""

@@ -16,10 +16,14 @@ Use a trained file with 'deepgen eval RUN --features FILE'.
 
 
 def add_parser(sub):
-    p = sub.add_parser("train-features", help="train the digits/MNIST feature networks",
-                       formatter_class=EXAMPLES_FMT, epilog=EPILOG,
-                       description="Train deepgen's domain classifier for DATA (digits or mnist), report its "
-                       "test accuracy, and save it.")
+    p = sub.add_parser(
+        "train-features",
+        help="train the digits/MNIST feature networks",
+        formatter_class=EXAMPLES_FMT,
+        epilog=EPILOG,
+        description="Train deepgen's domain classifier for DATA (digits or mnist), report its "
+        "test accuracy, and save it.",
+    )
     p.add_argument("--data", required=True, choices=["digits", "mnist"])
     p.add_argument("--data-dir", help="folder with MNIST files (default: $DEEPGEN_DATA)")
     p.add_argument("--epochs", type=int, help="default 60 (digits) / 8 (mnist)")
@@ -34,15 +38,19 @@ def run(args) -> int:
 
     name = f"deepgen-{args.data}"
     net, report = F.train_feature_network(name, args.data_dir, epochs=args.epochs, seed=args.seed)
-    report["command"] = f"deepgen train-features --data {args.data}" + (f" --epochs {args.epochs}" if args.epochs else "")
+    report["command"] = f"deepgen train-features --data {args.data}" + (
+        f" --epochs {args.epochs}" if args.epochs else ""
+    )
     out = F.WEIGHTS_DIR / F.FILES[name] if args.install else Path(args.out or f"runs/features-{args.data}.pt")
     report["sha256"] = F.save_feature_network(net, out, report)
     if args.install:
         meta = F.shipped_reports()
         meta[name] = report
         (F.WEIGHTS_DIR / "features.json").write_text(json.dumps(meta, indent=2) + "\n")
-    print(f"{name}: test accuracy {report['test_accuracy']:.4f} (binarised test images "
-          f"{report['test_accuracy_binarized']:.4f}), {report['parameters']:,} parameters, "
-          f"{report['train_seconds']} s")
+    print(
+        f"{name}: test accuracy {report['test_accuracy']:.4f} (binarised test images "
+        f"{report['test_accuracy_binarized']:.4f}), {report['parameters']:,} parameters, "
+        f"{report['train_seconds']} s"
+    )
     print(f"wrote {out}")
     return 0

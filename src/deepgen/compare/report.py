@@ -7,8 +7,18 @@ import csv
 import html
 from pathlib import Path
 
-FAMILY_ORDER = ["reference", "baseline", "autoregressive", "flow", "vae", "gan", "energy", "diffusion",
-                "implicit", "hybrid"]
+FAMILY_ORDER = [
+    "reference",
+    "baseline",
+    "autoregressive",
+    "flow",
+    "vae",
+    "gan",
+    "energy",
+    "diffusion",
+    "implicit",
+    "hybrid",
+]
 
 
 def _v(row: dict, key: str):
@@ -27,8 +37,13 @@ def _num(v, digits=3):
 
 def _density(row: dict) -> str:
     kind = row.get("density_kind")
-    return {"exact": "yes", "lower bound": "no (bound)", "estimate": "no (estimate)",
-            "unnormalised": "no (unnormalised)", "none": "no"}.get(kind, kind or "")
+    return {
+        "exact": "yes",
+        "lower bound": "no (bound)",
+        "estimate": "no (estimate)",
+        "unnormalised": "no (unnormalised)",
+        "none": "no",
+    }.get(kind, kind or "")
 
 
 def _nll_cell(row: dict, discrete: bool) -> str:
@@ -50,7 +65,10 @@ def columns(info) -> list[tuple[str, callable]]:
         ("Family", lambda r: r.get("family", "")),
         ("Model", lambda r: r.get("model", "")),
         ("Train (ex/s)", lambda r: _num(_v(r, "train_speed"), 0) if r.get("family") != "reference" else ""),
-        ("Sample (samples/s)", lambda r: _num(_v(r, "sampling_speed"), 0) if r.get("family") != "reference" else ""),
+        (
+            "Sample (samples/s)",
+            lambda r: _num(_v(r, "sampling_speed"), 0) if r.get("family") != "reference" else "",
+        ),
         ("Params", lambda r: _num(_v(r, "parameters")) if r.get("family") != "reference" else ""),
         ("Exact density", lambda r: _density(r) if r.get("family") != "reference" else ""),
         ("NLL (bits/dim)" if discrete else "NLL (nats)", lambda r: _nll_cell(r, discrete)),
@@ -58,8 +76,14 @@ def columns(info) -> list[tuple[str, callable]]:
     if info.is_image:
         cols += [
             ("FID", lambda r: _num(_v(r, "fid"), 2)),
-            ("KID x1e3", lambda r: "n/a" if _v(r, "kid") is None else
-             f"{1e3 * _v(r, 'kid'):.2f} ± {1e3 * r['metrics']['kid'].get('std', 0):.2f}"),
+            (
+                "KID x1e3",
+                lambda r: (
+                    "n/a"
+                    if _v(r, "kid") is None
+                    else f"{1e3 * _v(r, 'kid'):.2f} ± {1e3 * r['metrics']['kid'].get('std', 0):.2f}"
+                ),
+            ),
             ("Precision", lambda r: _num(_v(r, "precision"))),
             ("Recall", lambda r: _num(_v(r, "recall"))),
         ]
@@ -71,7 +95,12 @@ def columns(info) -> list[tuple[str, callable]]:
         ]
         if info.name in ("8gaussians", "25gaussians"):
             cols.append(("Modes", lambda r: _num(_v(r, "modes"))))
-            cols.append(("HQ samples", lambda r: "n/a" if _v(r, "high_quality") is None else f"{100 * _v(r, 'high_quality'):.1f}%"))
+            cols.append(
+                (
+                    "HQ samples",
+                    lambda r: "n/a" if _v(r, "high_quality") is None else f"{100 * _v(r, 'high_quality'):.1f}%",
+                )
+            )
     cols.append(("Train time (s)", lambda r: _num(_v(r, "train_time"), 1) if r.get("family") != "reference" else ""))
     return cols
 
@@ -85,8 +114,14 @@ def ordered(rows: list[dict], reference: dict) -> list[dict]:
 
 
 def notes(result, info) -> list[str]:
-    feat = next((r["metrics"]["fid"]["label"] for r in result.rows + [result.reference]
-                 if r["metrics"].get("fid", {}).get("value") is not None), None)
+    feat = next(
+        (
+            r["metrics"]["fid"]["label"]
+            for r in result.rows + [result.reference]
+            if r["metrics"].get("fid", {}).get("value") is not None
+        ),
+        None,
+    )
     out = [
         "Same data, steps, batch size and seed for every model; each model uses its own default learning rate.",
         "Train: median training examples/s over logged windows (first window skipped). Sample: samples/s.",
@@ -94,10 +129,14 @@ def notes(result, info) -> list[str]:
         "true NLL is lower; est. = importance-sampled estimate. GANs define no density.",
     ]
     if info.is_discrete:
-        out.append(f"bits/dim = NLL / (D ln 2) with D = {info.dim}, on {info.levels}-level data (dequantisation included).")
+        out.append(
+            f"bits/dim = NLL / (D ln 2) with D = {info.dim}, on {info.levels}-level data (dequantisation included)."
+        )
     if feat:
-        out.append(f"Sample quality uses {feat.split('(', 1)[1].rstrip(')')}; reference set = training data. "
-                   "These are not Inception FIDs.")
+        out.append(
+            f"Sample quality uses {feat.split('(', 1)[1].rstrip(')')}; reference set = training data. "
+            "These are not Inception FIDs."
+        )
     out.append("The 'data (test split)' row scores held-out real data: the floor an ideal model can expect.")
     return out
 
@@ -119,8 +158,11 @@ def write_reports(result, ds, meta: dict) -> dict[str, str]:
         w.writerow(headers)
         w.writerows(table)
     (out / "report.html").write_text(render_html(title, headers, table, rows, result, info, meta))
-    return {"markdown": str(out / "table.md"), "csv": str(out / "table.csv"), "html": str(out / "report.html")}
-
+    return {
+        "markdown": str(out / "table.md"),
+        "csv": str(out / "table.csv"),
+        "html": str(out / "report.html"),
+    }
 
 
 def _img(path: str | None, alt: str) -> str:
@@ -133,7 +175,8 @@ def _img(path: str | None, alt: str) -> str:
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
 table{border-collapse:collapse;font-size:14px;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
-th{background:#f0f0f0}td:nth-child(1),td:nth-child(2){text-align:left}tr.reference td{background:#f8f8e8;font-style:italic}
+th{background:#f0f0f0}td:nth-child(1),td:nth-child(2){text-align:left}
+tr.reference td{background:#f8f8e8;font-style:italic}
 .cards{display:flex;flex-wrap:wrap;gap:1em}.card{border:1px solid #ddd;padding:.5em;border-radius:6px}
 .card img{max-width:360px;image-rendering:pixelated;display:block}.card h3{margin:.2em 0;font-size:15px}
 .missing{color:#a00}.warn{color:#a00;font-weight:bold}.ok{color:#070}small{color:#666}
@@ -149,6 +192,10 @@ window.addEventListener('load', function () {
   el.className = ok === imgs.length ? 'ok' : 'warn';
 });
 """
+
+
+def _metric_text(m: dict) -> str:
+    return _num(m["value"]) if m["value"] is not None else "n/a — " + m.get("reason", "")
 
 
 def render_html(title, headers, table, rows, result, info, meta) -> str:
@@ -169,25 +216,24 @@ def render_html(title, headers, table, rows, result, info, meta) -> str:
         cards.append(f'<div class="card"><h3>{e(label)}</h3>{imgs}</div>')
     detail = []
     for r in rows:
-        items = "".join(
-            f"<li>{e(m['label'])}: {e(_num(m['value']) if m['value'] is not None else 'n/a — ' + m.get('reason', ''))}</li>"
-            for m in r["metrics"].values()
-        )
+        items = "".join(f"<li>{e(m['label'])}: {e(_metric_text(m))}</li>" for m in r["metrics"].values())
         detail.append(f"<details><summary>{e(r['model'])}: all metrics</summary><ul>{items}</ul></details>")
-    settings = (f"{meta['steps']} steps, batch {meta['batch_size']}, seed {meta['seed']}, torch {meta['torch']}, "
-                f"{meta['threads']} threads, {meta['date']}")
+    settings = (
+        f"{meta['steps']} steps, batch {meta['batch_size']}, seed {meta['seed']}, torch {meta['torch']}, "
+        f"{meta['threads']} threads, {meta['date']}"
+    )
     note_items = "".join(f"<li>{e(n)}</li>" for n in notes(result, info))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title><style>{CSS}</style></head>
 <body>
 <h1>{e(title)}</h1>
 <p><small>{e(settings)} · <span id="image-status">images not checked (JavaScript off)</span></small></p>
-<table><thead><tr>{thead}</tr></thead><tbody>{''.join(body)}</tbody></table>
+<table><thead><tr>{thead}</tr></thead><tbody>{"".join(body)}</tbody></table>
 <ul>{note_items}</ul>
 <h2>Samples</h2>
-<div class="cards">{''.join(cards)}</div>
+<div class="cards">{"".join(cards)}</div>
 <h2>Every metric</h2>
-{''.join(detail)}
+{"".join(detail)}
 <script>{SCRIPT}</script>
 </body></html>
 """

@@ -12,9 +12,9 @@ import torch
 from deepgen import __version__
 from deepgen.config import from_dict, to_dict
 from deepgen.data import DataSpec, load_dataset
-from deepgen.evaluate import SampleQuality, evaluate
-from deepgen.plots import plot_bounds, plot_density_only
+from deepgen.evaluate import SampleQuality, entropy_floor, evaluate
 from deepgen.metrics.cost import peak_memory_mb, reset_peak_memory, training_throughput
+from deepgen.plots import plot_bounds, plot_density_only
 from deepgen.registry import get_model_class
 from deepgen.train import TrainConfig, Trainer, build_model
 
@@ -29,10 +29,22 @@ class CompareResult:
     files: dict[str, str] = field(default_factory=dict)
 
 
-def run_compare(spec: DataSpec, models: list[str], out: str | Path, *, steps: int = 2000,
-                batch_size: int = 128, seed: int = 0, options: dict[str, dict] | None = None,
-                k: int | None = None, n_samples: int | None = None, features: str | None = None,
-                threads: int | None = None, progress: bool = True, log=print) -> CompareResult:
+def run_compare(
+    spec: DataSpec,
+    models: list[str],
+    out: str | Path,
+    *,
+    steps: int = 2000,
+    batch_size: int = 128,
+    seed: int = 0,
+    options: dict[str, dict] | None = None,
+    k: int | None = None,
+    n_samples: int | None = None,
+    features: str | None = None,
+    threads: int | None = None,
+    progress: bool = True,
+    log=print,
+) -> CompareResult:
     """Train each of ``models`` on ``spec`` with the same budget; measure and report them.
 
     ``options``: per-model config overrides, e.g. ``{"vae": {"latent_dim": 8}}``. Every model uses its
@@ -47,18 +59,32 @@ def run_compare(spec: DataSpec, models: list[str], out: str | Path, *, steps: in
     ds = load_dataset(spec)
     if threads:
         torch.set_num_threads(threads)
-    log(f"comparing {', '.join(models)} on {ds.info.describe()} ({len(ds.train):,} train examples), "
-        f"{steps} steps x batch {batch_size}, seed {seed}")
+    log(
+        f"comparing {', '.join(models)} on {ds.info.describe()} ({len(ds.train):,} train examples), "
+        f"{steps} steps x batch {batch_size}, seed {seed}"
+    )
     quality = SampleQuality.for_dataset(ds, features)
     bounds = plot_bounds(ds.test.x) if ds.info.dim == 2 else None
     reference = {"model": "data (test split)", "family": "reference", "metrics": quality.data_floor(seed)}
+    floor = entropy_floor(ds.info)
+    if floor is not None:
+        reference["metrics"]["entropy"] = floor
     rows = []
     for name in models:
         opts = (options or {}).get(name, {})
         model = build_model(name, ds.info, opts, seed=seed)
-        tdict = {**to_dict(TrainConfig()), **model.train_defaults, "steps": steps, "batch_size": batch_size,
-                 "seed": seed, "progress": progress, "eval_every": 0, "ckpt_every": 0,
-                 "log_every": max(1, min(50, steps // 10)), "threads": threads}
+        tdict = {
+            **to_dict(TrainConfig()),
+            **model.train_defaults,
+            "steps": steps,
+            "batch_size": batch_size,
+            "seed": seed,
+            "progress": progress,
+            "eval_every": 0,
+            "ckpt_every": 0,
+            "log_every": max(1, min(50, steps // 10)),
+            "threads": threads,
+        }
         tcfg = from_dict(TrainConfig, tdict)
         run_dir = out / "runs" / name
         reset_peak_memory()
@@ -77,7 +103,10 @@ def run_compare(spec: DataSpec, models: list[str], out: str | Path, *, steps: in
             "value": training_throughput(run_dir / "metrics.jsonl"),
             "label": "training throughput (examples/s, median over logged windows)",
         }
-        result["metrics"]["train_time"] = {"value": train_s, "label": f"training wall time for {steps} steps (s)"}
+        result["metrics"]["train_time"] = {
+            "value": train_s,
+            "label": f"training wall time for {steps} steps (s)",
+        }
         result["metrics"]["peak_memory"] = {"value": peak, "label": "peak memory (MiB, whole process RSS)"}
         result["run"] = str(run_dir)
         result["options"] = to_dict(model.config)
@@ -87,21 +116,36 @@ def run_compare(spec: DataSpec, models: list[str], out: str | Path, *, steps: in
         log(f"  {name}: {train_s:.1f} s, {_short(m)}")
     res = CompareResult(rows, reference, out)
     meta = {
-        "command": "deepgen compare", "deepgen_version": __version__, "torch": torch.__version__,
-        "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "data": to_dict(spec), "data_info": ds.info.to_dict(), "models": models, "steps": steps,
-        "batch_size": batch_size, "seed": seed, "k": k, "n_samples": n_samples,
+        "command": "deepgen compare",
+        "deepgen_version": __version__,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "data": to_dict(spec),
+        "data_info": ds.info.to_dict(),
+        "models": models,
+        "steps": steps,
+        "batch_size": batch_size,
+        "seed": seed,
+        "k": k,
+        "n_samples": n_samples,
     }
     res.files = write_reports(res, ds, meta)
-    (out / "results.json").write_text(json.dumps({"meta": meta, "reference": reference, "rows": rows},
-                                                 indent=2, default=str) + "\n")
+    (out / "results.json").write_text(
+        json.dumps({"meta": meta, "reference": reference, "rows": rows}, indent=2, default=str) + "\n"
+    )
     res.files["json"] = str(out / "results.json")
     return res
 
 
 def _short(m: dict) -> str:
     parts = []
-    for key, fmt in (("bpd", "{:.3f} bits/dim"), ("nll", "NLL {:.3f} nats"), ("fid", "FID {:.2f}"), ("mmd2", "MMD2 {:.4f}")):
+    for key, fmt in (
+        ("bpd", "{:.3f} bits/dim"),
+        ("nll", "NLL {:.3f} nats"),
+        ("fid", "FID {:.2f}"),
+        ("mmd2", "MMD2 {:.4f}"),
+    ):
         v = m.get(key, {}).get("value")
         if v is not None:
             parts.append(fmt.format(v))

@@ -159,8 +159,14 @@ def _prepare_path(spec: DataSpec, arr: np.ndarray, levels: int | None, info: Dat
     if info is None:
         if spec.standardize:
             mean, std = standardisation(x)
-            info = DataInfo(src, tuple(arr.shape[1:]), None, None, tuple(map(float, mean.ravel())),
-                            tuple(map(float, std.ravel())))
+            info = DataInfo(
+                src,
+                tuple(arr.shape[1:]),
+                None,
+                None,
+                tuple(map(float, mean.ravel())),
+                tuple(map(float, std.ravel())),
+            )
         else:
             info = DataInfo(src, tuple(arr.shape[1:]))
     if info.shift is not None:

@@ -14,8 +14,8 @@ Conventions (the rest of deepgen relies on them):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch

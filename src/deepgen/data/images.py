@@ -64,9 +64,7 @@ def _find(root: Path | None, names: list[str], subdirs: tuple[str, ...], what: s
             p = root / sub / name
             if p.is_file():
                 return p
-    raise DataError(
-        f"{what}: {names[0]} not found in {root} (looked in {', '.join(str(root / s) for s in subdirs)})"
-    )
+    raise DataError(f"{what}: {names[0]} not found in {root} (looked in {', '.join(str(root / s) for s in subdirs)})")
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -98,8 +96,12 @@ def load_mnist(root: Path | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     out = {}
     for split, prefix in (("train", "train"), ("test", "t10k")):
         paths = [
-            _find(root, [f"{prefix}-{kind}-idx{d}-ubyte.gz", f"{prefix}-{kind}-idx{d}-ubyte"],
-                  ("", "mnist", "MNIST/raw"), "mnist")
+            _find(
+                root,
+                [f"{prefix}-{kind}-idx{d}-ubyte.gz", f"{prefix}-{kind}-idx{d}-ubyte"],
+                ("", "mnist", "MNIST/raw"),
+                "mnist",
+            )
             for kind, d in (("images", 3), ("labels", 1))
         ]
         x, y = read_idx(paths[0]), read_idx(paths[1])
@@ -122,7 +124,7 @@ def read_amat(path: Path, dim: int = 784) -> np.ndarray:
     if buf.size % (2 * dim) == 0 and buf.size > 0:
         vals, seps = buf[0::2], buf[1::2]
         seps = seps.reshape(-1, dim)
-        if (np.isin(vals, (48, 49)).all() and (seps[:, :-1] == 32).all() and (seps[:, -1] == 10).all()):
+        if np.isin(vals, (48, 49)).all() and (seps[:, :-1] == 32).all() and (seps[:, -1] == 10).all():
             return (vals - 48).reshape(-1, dim)
     try:
         arr = np.loadtxt(path, dtype=np.float64, ndmin=2)

@@ -14,7 +14,7 @@ torch.Size([1000, 2])
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -21,8 +21,9 @@ def _sum_dims(t: torch.Tensor) -> torch.Tensor:
     return t.flatten(1).sum(1)
 
 
-def dequantize(x: torch.Tensor, levels: int, generator: torch.Generator | None = None,
-               noise: torch.Tensor | None = None):
+def dequantize(
+    x: torch.Tensor, levels: int, generator: torch.Generator | None = None, noise: torch.Tensor | None = None
+):
     """Uniform dequantisation of ``x = k / (L-1)``: ``y = (k + u) / L`` in (0, 1).
 
     Returns ``(y, log_det)`` with ``log_det = -D log L`` (the Jacobian of ``k -> y``), so that

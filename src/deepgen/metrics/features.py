@@ -136,9 +136,16 @@ def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return (logits.argmax(1) == y).double().mean().item()
 
 
-def train_feature_network(name: str, data_dir: str | None = None, *, epochs: int | None = None,
-                          batch_size: int = 128, lr: float = 1e-3, seed: int = 0, progress: bool = True
-                          ) -> tuple[DomainClassifier, dict]:
+def train_feature_network(
+    name: str,
+    data_dir: str | None = None,
+    *,
+    epochs: int | None = None,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[DomainClassifier, dict]:
     """Train ``deepgen-digits`` or ``deepgen-mnist`` on its dataset's train+val split.
 
     Returns the network and a report (test accuracy on grey and binarised test images, settings).
@@ -186,7 +193,10 @@ def train_feature_network(name: str, data_dir: str | None = None, *, epochs: int
         "train_examples": len(x),
         "test_accuracy": accuracy(net, ds.test.x, ds.test.y),
         "test_accuracy_binarized": accuracy(net, torch.bernoulli(ds.test.x, generator=gb), ds.test.y),
-        "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
         "train_seconds": round(time.time() - t0, 1),
         "parameters": sum(p.numel() for p in net.parameters()),
         "torch": str(torch.__version__),
@@ -198,8 +208,12 @@ def save_feature_network(net: DomainClassifier, path: str | Path, report: dict |
     """Write ``{"state_dict", "shape", "num_classes"}`` (weights-only loadable); returns its sha256."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    blob = {"state_dict": net.state_dict(), "shape": list(net.shape),
-            "num_classes": net.head[-1].out_features, "report": report or {}}
+    blob = {
+        "state_dict": net.state_dict(),
+        "shape": list(net.shape),
+        "num_classes": net.head[-1].out_features,
+        "report": report or {},
+    }
     torch.save(blob, path)
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

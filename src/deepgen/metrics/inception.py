@@ -63,9 +63,7 @@ class BasicConv2d(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0):
         super().__init__()
-        self.conv = nn.Conv2d(
-            in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False
-        )
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False)
         self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -311,9 +309,7 @@ def _checked_state_dict(model: nn.Module, state, path: Path) -> dict[str, torch.
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     wrong = [
-        k
-        for k in expected
-        if k in state and (not torch.is_tensor(state[k]) or state[k].shape != expected[k].shape)
+        k for k in expected if k in state and (not torch.is_tensor(state[k]) or state[k].shape != expected[k].shape)
     ]
     if missing or unexpected or wrong:
         parts = []

@@ -11,8 +11,9 @@ from __future__ import annotations
 import torch
 
 
-def polynomial_kernel(x: torch.Tensor, y: torch.Tensor, degree: int = 3, gamma: float | None = None,
-                      coef: float = 1.0) -> torch.Tensor:
+def polynomial_kernel(
+    x: torch.Tensor, y: torch.Tensor, degree: int = 3, gamma: float | None = None, coef: float = 1.0
+) -> torch.Tensor:
     gamma = 1.0 / x.shape[1] if gamma is None else gamma
     return (gamma * x @ y.T + coef) ** degree
 
@@ -25,9 +26,14 @@ def mmd2_unbiased(kxx: torch.Tensor, kyy: torch.Tensor, kxy: torch.Tensor) -> fl
     return (sxx + syy - 2 * kxy.mean()).item()
 
 
-def kernel_inception_distance(real: torch.Tensor, fake: torch.Tensor, *, n_subsets: int = 100,
-                              subset_size: int = 1000, generator: torch.Generator | None = None
-                              ) -> tuple[float, float]:
+def kernel_inception_distance(
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    *,
+    n_subsets: int = 100,
+    subset_size: int = 1000,
+    generator: torch.Generator | None = None,
+) -> tuple[float, float]:
     """KID between feature sets (N, d) and (M, d): ``(mean, std)`` over ``n_subsets`` subsets.
 
     ``subset_size`` is capped at the smaller set's size. Computed in float64.

@@ -69,8 +69,16 @@ class NLLSummary:
         return dict(self.__dict__)
 
 
-def summarize_nll(values: torch.Tensor, kind: str, method: str, *, num_dims: int, discrete: bool,
-                  log_scale: float = 0.0, stderr: torch.Tensor | None = None) -> NLLSummary:
+def summarize_nll(
+    values: torch.Tensor,
+    kind: str,
+    method: str,
+    *,
+    num_dims: int,
+    discrete: bool,
+    log_scale: float = 0.0,
+    stderr: torch.Tensor | None = None,
+) -> NLLSummary:
     """Summarise per-example log-likelihoods ``values`` (nats) into an :class:`NLLSummary`.
 
     Bound and estimate NLLs are upper bounds / estimates of the true NLL: lower is better in all cases.

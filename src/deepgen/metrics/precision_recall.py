@@ -21,7 +21,9 @@ def _knn_radii(x: torch.Tensor, k: int, chunk: int = 2048) -> torch.Tensor:
     return torch.cat(out)
 
 
-def _inside_counts(queries: torch.Tensor, centers: torch.Tensor, radii: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+def _inside_counts(
+    queries: torch.Tensor, centers: torch.Tensor, radii: torch.Tensor, chunk: int = 2048
+) -> torch.Tensor:
     """For each query, the number of balls (centers, radii) that contain it."""
     out = []
     for i in range(0, len(queries), chunk):

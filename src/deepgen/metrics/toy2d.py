@@ -13,8 +13,9 @@ from __future__ import annotations
 import torch
 
 
-def mode_coverage(samples: torch.Tensor, centers: torch.Tensor, std: float, n_std: float = 3.0,
-                  min_count: int = 20) -> dict:
+def mode_coverage(
+    samples: torch.Tensor, centers: torch.Tensor, std: float, n_std: float = 3.0, min_count: int = 20
+) -> dict:
     """Modes captured and fraction of high-quality samples (within ``n_std`` std of a mode)."""
     d = torch.cdist(samples.double(), centers.double())
     dmin, nearest = d.min(1)

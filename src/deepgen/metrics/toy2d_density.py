@@ -373,12 +373,7 @@ def _pinwheel(x: torch.Tensor) -> torch.Tensor:
     phi, item = torch.cat(roots_phi), torch.cat(roots_item)
     r = rho[item]
     f1, f2 = r * torch.cos(phi), r * torch.sin(phi)
-    log_n = (
-        -((f1 - 1) ** 2) / (2 * _PW_RSTD**2)
-        - f2**2 / (2 * _PW_TSTD**2)
-        - LOG_2PI
-        - math.log(_PW_RSTD * _PW_TSTD)
-    )
+    log_n = -((f1 - 1) ** 2) / (2 * _PW_RSTD**2) - f2**2 / (2 * _PW_TSTD**2) - LOG_2PI - math.log(_PW_RSTD * _PW_TSTD)
     # log |dx/df| = log 4 + log |1 - a f2|, a = 0.25 e^{f1}; for |a f2| > e^30 that is log|a f2| to 1e-13
     log_af2 = math.log(_PW_RATE) + f1 + torch.log(f2.abs())
     a_f2 = torch.sign(f2) * torch.exp(torch.clamp(log_af2, max=30.0))

@@ -186,7 +186,9 @@ class GenerativeModel(nn.Module):
     def check_input(self, x: torch.Tensor) -> None:
         """Raise DataError when ``x`` is not a batch of this model's data."""
         if tuple(x.shape[1:]) != tuple(self.info.shape):
-            raise DataError(f"{self.name}: expected examples of shape {tuple(self.info.shape)}, got {tuple(x.shape[1:])}")
+            raise DataError(
+                f"{self.name}: expected examples of shape {tuple(self.info.shape)}, got {tuple(x.shape[1:])}"
+            )
 
 
 class ContinuousDensityModel(GenerativeModel):
@@ -290,7 +292,10 @@ def adam(params, cfg: TrainConfig, lr: float | None = None, betas=None) -> torch
     torch's CPU default on small models (benchmarks/engine_overhead.py).
     """
     return torch.optim.Adam(
-        params, lr=cfg.lr if lr is None else lr, betas=tuple(betas or cfg.betas), weight_decay=cfg.weight_decay,
+        params,
+        lr=cfg.lr if lr is None else lr,
+        betas=tuple(betas or cfg.betas),
+        weight_decay=cfg.weight_decay,
         foreach=True,
     )
 
@@ -313,7 +318,4 @@ def require_levels(model: GenerativeModel, what: str, binary: bool = False) -> N
 
 def config_fields(cls) -> list[dict]:
     """Name, type and default of each config field (for ``deepgen list --verbose``)."""
-    return [
-        {"name": f.name, "type": str(f.type), "default": f.default}
-        for f in dataclasses.fields(cls.Config)
-    ]
+    return [{"name": f.name, "type": str(f.type), "default": f.default} for f in dataclasses.fields(cls.Config)]

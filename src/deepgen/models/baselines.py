@@ -93,7 +93,9 @@ class Independent(ContinuousDensityModel):
         if self.likelihood == "bernoulli":
             return bernoulli_log_prob(self.logits.expand_as(x), x)
         if self.likelihood == "categorical":
-            return categorical_log_prob(self.logits.unsqueeze(0).expand(len(x), *self.logits.shape), x, self.info.levels)
+            return categorical_log_prob(
+                self.logits.unsqueeze(0).expand(len(x), *self.logits.shape), x, self.info.levels
+            )
         return super().log_prob(x)
 
     def log_likelihood(self, x, *, k=None):

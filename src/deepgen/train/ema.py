@@ -33,7 +33,11 @@ class EMA:
         torch._foreach_lerp_(self.shadow, self._targets, 1.0 - d)
 
     def state_dict(self) -> dict:
-        return {"decay": self.decay, "num_updates": self.num_updates, "shadow": [s.clone() for s in self.shadow]}
+        return {
+            "decay": self.decay,
+            "num_updates": self.num_updates,
+            "shadow": [s.clone() for s in self.shadow],
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.decay = state["decay"]

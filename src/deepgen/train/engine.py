@@ -202,7 +202,9 @@ class Trainer:
         if ckpt["model_name"] != self.model.name:
             raise DeepgenError(f"{self.checkpoint_path}: run trained {ckpt['model_name']!r}, not {self.model.name!r}")
         if to_dict(self.model.config) != ckpt["model_config"]:
-            raise DeepgenError(f"{self.checkpoint_path}: model options differ from the run's; resume with the run's options")
+            raise DeepgenError(
+                f"{self.checkpoint_path}: model options differ from the run's; resume with the run's options"
+            )
         old = ckpt["train_config"]
         new = to_dict(self.config)
         diff = [k for k in new if k not in RESUMABLE_CHANGES and old.get(k) != new[k]]
@@ -246,8 +248,14 @@ class Trainer:
         cfg, dist, model = self.config, self.dist, self.model
         main = dist.is_main
         bar = tqdm(
-            total=cfg.steps, initial=self.step, disable=not (cfg.progress and main) or self.quiet,
-            desc=f"{model.name}", unit="step", mininterval=0.5, dynamic_ncols=True, file=sys.stderr,
+            total=cfg.steps,
+            initial=self.step,
+            disable=not (cfg.progress and main) or self.quiet,
+            desc=f"{model.name}",
+            unit="step",
+            mininterval=0.5,
+            dynamic_ncols=True,
+            file=sys.stderr,
         )
         sums: dict[str, float] = {}
         window_steps, window_t0 = 0, time.perf_counter()
@@ -289,7 +297,14 @@ class Trainer:
                     rec["lr"] = self.optimizers[next(iter(self.optimizers))].param_groups[0]["lr"]
                     last = rec
                     if main:
-                        self._log({"step": self.step, "split": "train", **rec, "time": time.perf_counter() - t_start})
+                        self._log(
+                            {
+                                "step": self.step,
+                                "split": "train",
+                                **rec,
+                                "time": time.perf_counter() - t_start,
+                            }
+                        )
                         bar.set_postfix(loss=f"{rec['loss']:.4g}", ex_s=f"{rec['examples_per_s']:.0f}")
                     sums, window_steps, window_t0 = {}, 0, time.perf_counter()
                 if (cfg.eval_every and self.step % cfg.eval_every == 0) or done:
@@ -302,8 +317,11 @@ class Trainer:
                     self.save_checkpoint()
                 if self._stop_requested:
                     if main:
-                        print(f"\ninterrupted: checkpoint at step {self.step} in {self.checkpoint_path}; "
-                              "continue with --resume", file=sys.stderr)
+                        print(
+                            f"\ninterrupted: checkpoint at step {self.step} in {self.checkpoint_path}; "
+                            "continue with --resume",
+                            file=sys.stderr,
+                        )
                     break
         finally:
             bar.close()
@@ -311,8 +329,11 @@ class Trainer:
             if main and getattr(self, "_metrics_fh", None):
                 self._metrics_fh.close()
         summary = {
-            "run": str(self.out), "steps": self.step, "train_seconds": time.perf_counter() - t_start,
-            "interrupted": self._stop_requested, **last,
+            "run": str(self.out),
+            "steps": self.step,
+            "train_seconds": time.perf_counter() - t_start,
+            "interrupted": self._stop_requested,
+            **last,
         }
         if main and self.plots and not self._stop_requested:
             from deepgen.plots import write_run_plots
@@ -322,8 +343,11 @@ class Trainer:
         return summary
 
     def _diverged(self, step: int, loss: float) -> None:
-        where = (f"the last good checkpoint (step {self.last_checkpoint_step}) is kept at {self.checkpoint_path}"
-                 if self.last_checkpoint_step is not None else "no checkpoint had been written yet")
+        where = (
+            f"the last good checkpoint (step {self.last_checkpoint_step}) is kept at {self.checkpoint_path}"
+            if self.last_checkpoint_step is not None
+            else "no checkpoint had been written yet"
+        )
         raise TrainingDiverged(
             f"loss became {loss} at step {step + 1}; training stopped and {where}. "
             "Try a lower --lr or a --grad-clip value"
@@ -351,7 +375,11 @@ class Trainer:
             try:
                 for i in range(0, len(val), batch_size):
                     xb = val.x[i : i + batch_size].to(self.dist.device)
-                    yb = None if val.y is None or not model.conditional else val.y[i : i + batch_size].to(self.dist.device)
+                    yb = (
+                        None
+                        if val.y is None or not model.conditional
+                        else val.y[i : i + batch_size].to(self.dist.device)
+                    )
                     res = model.evaluate(xb, yb)
                     for k, v in res.items():
                         totals[k] = totals.get(k, 0.0) + float(v) * len(xb)

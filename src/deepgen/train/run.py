@@ -17,8 +17,9 @@ from deepgen.train.checkpoint import load_checkpoint
 from deepgen.train.config import TrainConfig
 
 
-def build_model(name: str, info: DataInfo, options: dict[str, Any] | None = None, *,
-                seed: int | None = None) -> GenerativeModel:
+def build_model(
+    name: str, info: DataInfo, options: dict[str, Any] | None = None, *, seed: int | None = None
+) -> GenerativeModel:
     """Construct registered model ``name`` for data ``info`` with config ``options`` (a dict).
 
     ``seed`` seeds torch before construction, so the initial weights are reproducible.

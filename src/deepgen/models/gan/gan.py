@@ -22,7 +22,6 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-
 from deepgen.config import check_positive
 from deepgen.models.base import GenerativeModel, adam
 from deepgen.nn import MLP, ConvDecoder, ConvEncoder
@@ -84,8 +83,10 @@ class GAN(GenerativeModel):
         self.squash = info.is_discrete
 
     def why_no_density(self) -> str:
-        return ("a GAN defines a sampler, not a density: log D(x) is the discriminator's belief that x is "
-                "real, not log p(x); evaluate it with FID, KID or precision/recall")
+        return (
+            "a GAN defines a sampler, not a density: log D(x) is the discriminator's belief that x is "
+            "real, not log p(x); evaluate it with FID, KID or precision/recall"
+        )
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         """G(z) in data space (continuous values; :meth:`sample` snaps them to the lattice)."""
@@ -146,5 +147,3 @@ class GAN(GenerativeModel):
     def sample(self, n, *, generator=None):
         dev = next(self.parameters()).device
         return self.to_data_space(self.generate(self._z(n, dev, generator)))
-
-

@@ -187,7 +187,9 @@ class VAE(LatentVariableModel):
         if self.decoder_kind == "bernoulli":
             return torch.bernoulli(torch.sigmoid(p), generator=generator)
         if self.decoder_kind == "logistic":
-            return discretized_logistic_sample(torch.sigmoid(p[:, 0]), p[:, 1].clamp(-8.0, 3.0), self.info.levels, generator)
+            return discretized_logistic_sample(
+                torch.sigmoid(p[:, 0]), p[:, 1].clamp(-8.0, 3.0), self.info.levels, generator
+            )
         noise = torch.randn(p.shape, generator=generator, device=dev)
         x = p + torch.exp(self.log_std.clamp_min(-7.0)) * noise
         if self.info.is_discrete:
