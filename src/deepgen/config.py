@@ -25,6 +25,8 @@ else:  # pragma: no cover
 
 T = TypeVar("T")
 
+#: Version of the config schema stored in every checkpoint and config.json; bump it when a field's
+#: meaning changes, and teach :func:`from_dict` callers to migrate older versions.
 CONFIG_VERSION = 1
 
 

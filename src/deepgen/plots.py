@@ -115,7 +115,12 @@ def density_grid(model, bounds, n: int = 150) -> tuple[np.ndarray, str] | None:
     pts = torch.stack([gx.reshape(-1), gy.reshape(-1)], 1)
     dev = next(model.parameters()).device
     try:
-        vals = [model.log_likelihood(pts[i : i + 4096].to(dev)) for i in range(0, len(pts), 4096)]
+        from deepgen.evaluate import default_k
+
+        k = default_k(model, None)  # latent-variable models: an importance-sampled estimate, not a noisy ELBO
+        k = None if k is None else min(k, 32)
+        step = 4096 if k is None else 512
+        vals = [model.log_likelihood(pts[i : i + step].to(dev), k=k) for i in range(0, len(pts), step)]
     except NoDensityError:
         return None
     lp = torch.cat([v.values for v in vals]).cpu().double()

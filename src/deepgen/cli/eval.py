@@ -54,13 +54,14 @@ def print_metrics(result: dict) -> None:
 def run(args) -> int:
     import torch
 
-    from deepgen.data import load_dataset
+    from deepgen.data import check_compatible, load_dataset
     from deepgen.evaluate import evaluate
     from deepgen.train import load_run
 
     loaded = load_run(args.run, device=args.device, weights=args.weights)
     spec = spec_for_run(args, loaded.data_spec)
     ds = load_dataset(spec, loaded.info)
+    check_compatible(loaded.info, ds.info)
     torch.manual_seed(args.seed)
     result = evaluate(loaded.model, ds, k=args.k, n_samples=args.n_samples, seed=args.seed, features=args.features)
     result.update({"run": str(loaded.path), "step": loaded.step, "weights": loaded.weights})

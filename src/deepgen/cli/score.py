@@ -39,7 +39,7 @@ def add_parser(sub):
 def run(args) -> int:
     import torch
 
-    from deepgen.data import load_eval_split
+    from deepgen.data import check_compatible, load_eval_split
     from deepgen.evaluate import default_k, log_likelihoods
     from deepgen.metrics.likelihood import summarize_nll
     from deepgen.models.base import DensityKind
@@ -50,7 +50,8 @@ def run(args) -> int:
     if model.density_kind in (DensityKind.NONE, DensityKind.UNNORMALISED):
         raise model._no_density("log-likelihood to score")
     spec = spec_for_run(args, loaded.data_spec)
-    split, _ = load_eval_split(spec, info)
+    split, data_info = load_eval_split(spec, info)
+    check_compatible(info, data_info)
     torch.manual_seed(args.seed)
     ll = log_likelihoods(model, split.x, k=default_k(model, args.k), batch_size=args.batch_size)
     offset = 0.0 if info.is_discrete else info.log_scale

@@ -102,6 +102,7 @@ def columns(info) -> list[tuple[str, callable]]:
                 )
             )
     cols.append(("Train time (s)", lambda r: _num(_v(r, "train_time"), 1) if r.get("family") != "reference" else ""))
+    cols.append(("Peak mem (MiB)", lambda r: _num(_v(r, "peak_memory"), 0) if r.get("family") != "reference" else ""))
     return cols
 
 
@@ -138,6 +139,7 @@ def notes(result, info) -> list[str]:
             "These are not Inception FIDs."
         )
     out.append("The 'data (test split)' row scores held-out real data: the floor an ideal model can expect.")
+    out.append("Peak mem: the process's resident-set high-water mark during that model's training and evaluation.")
     return out
 
 

@@ -241,6 +241,16 @@ def load_eval_split(spec: DataSpec | str, info: DataInfo | None = None) -> tuple
     return split, info_new
 
 
+def check_compatible(run_info: DataInfo, data_info: DataInfo) -> None:
+    """Raise DataError when data cannot be scored by a model trained on ``run_info``."""
+    if tuple(run_info.shape) != tuple(data_info.shape):
+        raise DataError(f"{data_info.name}: examples have shape {data_info.shape}, the run was trained on {run_info.shape}")
+    if run_info.levels != data_info.levels:
+        have = "continuous" if data_info.levels is None else f"{data_info.levels} levels"
+        want = "continuous" if run_info.levels is None else f"{run_info.levels} levels"
+        raise DataError(f"{data_info.name}: data have {have}, the run was trained on {want} ({run_info.name})")
+
+
 def validate_tensor(x: torch.Tensor, info: DataInfo, source: str = "input") -> None:
     """Check a batch passed from Python: shape, finiteness and value range for ``info``."""
     if not isinstance(x, torch.Tensor):

@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from deepgen import __version__
-from deepgen.config import to_dict
+from deepgen.config import CONFIG_VERSION, to_dict
 from deepgen.data import Dataset, DataSpec
 from deepgen.errors import DeepgenError
 from deepgen.models.base import GenerativeModel
@@ -398,6 +398,7 @@ class Trainer:
         return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
+            "config_version": CONFIG_VERSION,
             "deepgen_version": __version__,
             "model_name": self.model.name,
             "model_config": to_dict(self.model.config),
@@ -424,6 +425,7 @@ class Trainer:
     def _write_config(self) -> None:
         cfg = {
             "deepgen_version": __version__,
+            "config_version": CONFIG_VERSION,
             "model": self.model.name,
             "family": self.model.family,
             "model_config": to_dict(self.model.config),

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from deepgen.config import from_dict
+from deepgen.config import CONFIG_VERSION, from_dict
 from deepgen.data import DataInfo, DataSpec
 from deepgen.errors import CheckpointError, ConfigError
 from deepgen.models.base import GenerativeModel
@@ -55,6 +55,8 @@ def load_run(path: str | Path, *, device: str | torch.device = "cpu", weights: s
     """
     path = Path(path)
     ckpt = load_checkpoint(path, map_location=device)
+    if ckpt.get("config_version", 1) > CONFIG_VERSION:
+        raise CheckpointError(f"{path}: config version {ckpt['config_version']} is newer than this deepgen's")
     try:
         cls = get_model_class(ckpt["model_name"])
         info = DataInfo.from_dict(ckpt["data_info"])
