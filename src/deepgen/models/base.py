@@ -201,7 +201,7 @@ class ContinuousDensityModel(GenerativeModel):
     log (importance-weighted, a tighter bound that converges to ``log P(k)``).
     """
 
-    density_summary = "exact (continuous data); dequantisation bound/estimate (discrete data)"
+    density_summary = "exact (dequantisation bound on discrete data)"
 
     @property
     def density_kind(self) -> DensityKind:

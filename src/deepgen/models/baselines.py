@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from deepgen.config import check_positive
-from deepgen.distributions import LOG_2PI, bernoulli_log_prob, categorical_log_prob, gaussian_log_prob
+from deepgen.distributions import LOG_2PI, bernoulli_log_prob, gaussian_log_prob
 from deepgen.models.base import ContinuousDensityModel, DensityKind, LogLikelihood, require_levels
 from deepgen.registry import register
 
@@ -93,9 +93,10 @@ class Independent(ContinuousDensityModel):
         if self.likelihood == "bernoulli":
             return bernoulli_log_prob(self.logits.expand_as(x), x)
         if self.likelihood == "categorical":
-            return categorical_log_prob(
-                self.logits.unsqueeze(0).expand(len(x), *self.logits.shape), x, self.info.levels
-            )
+            # log-softmax once over the (L, D) table, then gather: no (B, L, D) tensor is formed
+            logp = torch.log_softmax(self.logits, 0).reshape(self.info.levels, -1)
+            k = torch.round(x.reshape(len(x), -1) * (self.info.levels - 1)).long()
+            return logp[k, torch.arange(k.shape[1], device=k.device)].sum(1)
         return super().log_prob(x)
 
     def log_likelihood(self, x, *, k=None):
