@@ -66,7 +66,7 @@ class TinyRealNVP(ContinuousDensityModel):
 def bare_loop(model, x, steps, batch, seed):
     from deepgen.train.sampler import EpochSampler
 
-    sampler = EpochSampler(len(x), batch, seed)
+    sampler = EpochSampler.for_run(len(x), batch, seed)
     opt = model.configure_optimizers(TrainConfig(lr=1e-3))["main"]  # the optimiser the engine uses
     t0 = time.perf_counter()
     for s in range(steps):

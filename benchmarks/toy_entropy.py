@@ -20,16 +20,16 @@ written only with ``--install``. Defaults (n = 500000, seed 2026, 1 thread) take
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import math
-import platform
 import sys
 import time
 from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_result  # noqa: E402
 from deepgen.data.toy2d import sample
 from deepgen.metrics.toy2d_density import ENTROPY_FILE, NAMES, log_density
 
@@ -59,10 +59,10 @@ def analytic_entropy(name: str) -> tuple[float, str] | None:
     if name == "checkerboard":
         return math.log(32.0), "analytic: log(32), log of the support area (8 squares of side 2, p = 1/32)"
     if name == "25gaussians":
-        s = 0.01 / 2.828
+        s = 0.05 / 2.828
         h = math.log(25) + 1 + math.log(2 * math.pi * s * s)
         return h, (
-            "analytic: log(25) + 1 + log(2 pi s^2) with s = 0.01/2.828 (25 equal-weight Gaussians whose "
+            "analytic: log(25) + 1 + log(2 pi s^2) with s = 0.05/2.828 (25 equal-weight Gaussians whose "
             "centres are 200 s apart, so the overlap correction is below e^-4000)"
         )
     return None
@@ -189,18 +189,8 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
 
-    record = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "threads": torch.get_num_threads(),
-        "settings": {"n": args.n, "seed": args.seed, "knn_n": args.knn, "knn_k": 3, "names": names},
-        "results": results,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    settings = {"n": args.n, "seed": args.seed, "knn_n": args.knn, "knn_k": 3, "names": names}
+    args.out = write_result("toy_entropy", settings, results, args.out)
     print(f"wrote {args.out}")
 
     too_noisy = [k for k, r in results.items() if r["stderr"] > MAX_STDERR]

@@ -50,7 +50,7 @@ def vae_run(tmp_path_factory):
         "channels=8,16",
     )
     assert p.returncode == 0, p.stderr
-    assert "validation NLL" in p.stdout and "bits/dim (lower bound)" in p.stdout
+    assert "validation NLL" in p.stdout and "bits/dim (upper bound)" in p.stdout
     for f in ("checkpoint.pt", "config.json", "metrics.jsonl", "loss.png", "samples.png"):
         assert (out / f).exists(), f
     return out
@@ -75,10 +75,11 @@ def test_train_sample_score_eval_on_digits(vae_run, tmp_path):
     assert bpd == pytest.approx(nll / (64 * np.log(2)), rel=1e-5) and nll > 0
 
     p = deepgen("score", vae_run, "--out", tmp_path / "elbo.csv", "--k", "1")
+    assert p.returncode == 0, p.stderr
     rows_elbo = list(csv.DictReader(open(tmp_path / "elbo.csv")))
     assert rows_elbo[0]["kind"] == "lower bound"
     mean = lambda rs: np.mean([float(r["nll_nats"]) for r in rs])  # noqa: E731
-    assert mean(rows) <= mean(rows_elbo) + 0.5  # the IS estimate is tighter than the ELBO
+    assert mean(rows) < mean(rows_elbo)  # the IS estimate is tighter than the ELBO
 
     p = deepgen("eval", vae_run, "--k", "10", "--n-samples", "500", "--out", tmp_path / "e.json")
     assert p.returncode == 0, p.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 import types
 import typing
@@ -86,12 +87,18 @@ def _coerce(tp, value, where: str):
             return False
         raise ConfigError(f"{where}: expected true/false, got {value!r}")
     if tp in (int, float, str):
-        if tp is int and isinstance(value, float) and not value.is_integer():
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
         if tp in (int, float) and isinstance(value, bool):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if tp is int:
+            try:
+                f = float(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{where}: expected int, got {value!r}") from None
+            if not f.is_integer():
+                raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            return int(f)
         try:
-            return tp(float(value)) if tp is int and isinstance(value, str) and "e" in value else tp(value)
+            return tp(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}") from None
     return value
@@ -150,5 +157,5 @@ def check_positive(cfg, *names: str) -> None:
     """Raise ConfigError when any named field of ``cfg`` is not > 0 (called from ``__post_init__``)."""
     for n in names:
         v = getattr(cfg, n)
-        if v is not None and v <= 0:
-            raise ConfigError(f"{type(cfg).__name__}.{n} must be > 0, got {v}")
+        if v is not None and not (v > 0 and math.isfinite(v)):
+            raise ConfigError(f"{type(cfg).__name__}.{n} must be a finite number > 0, got {v}")

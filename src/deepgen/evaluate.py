@@ -25,6 +25,10 @@ from deepgen.errors import DeepgenError
 from deepgen.metrics.likelihood import summarize_nll
 from deepgen.models.base import DensityKind, GenerativeModel, LogLikelihood
 
+#: How an NLL relates to the true one, by the kind of log-likelihood it came from: a lower bound on
+#: log p(x) gives an *upper* bound on the NLL.
+NLL_LABEL = {"exact": "exact", "lower bound": "upper bound", "estimate": "estimate"}
+
 
 def na(label: str, reason: str) -> dict:
     return {"value": None, "label": label, "reason": reason}
@@ -33,7 +37,14 @@ def na(label: str, reason: str) -> dict:
 def log_likelihoods(
     model: GenerativeModel, x: torch.Tensor, *, k: int | None = None, batch_size: int = 256
 ) -> LogLikelihood:
-    """``model.log_likelihood`` over ``x`` in batches (no grad), gathered on the CPU in float64."""
+    """``model.log_likelihood`` over ``x`` in batches (no grad), gathered on the CPU in float64.
+
+    ``x`` is checked first (shape, finite, on the data's lattice): a bad batch is a one-line
+    :class:`~deepgen.errors.DataError`, never a silent number.
+    """
+    from deepgen.data import validate_tensor
+
+    validate_tensor(x, model.info, "data to score")
     dev = next(model.parameters()).device
     vals, errs, first = [], [], None
     with torch.no_grad():
@@ -72,11 +83,12 @@ def nll_metrics(model: GenerativeModel, split: Split, info: DataInfo, *, k: int 
         stderr=ll.stderr,
     )
     extra = {"kind": s.kind, "method": s.method, "n": s.n, "sem": s.sem, "mc_stderr": s.mc_stderr}
-    out = {"nll": {"value": s.nll, "label": f"NLL (nats, {s.kind})", **extra}}
+    what = NLL_LABEL.get(s.kind, s.kind)
+    out = {"nll": {"value": s.nll, "label": f"NLL (nats, {what})", **extra}}
     if s.bpd is not None:
         out["bpd"] = {
             "value": s.bpd,
-            "label": f"bits/dim ({s.kind})",
+            "label": f"bits/dim ({what})",
             **extra,
             "sem": s.sem / (info.dim * math.log(2)),
         }
@@ -113,7 +125,7 @@ class SampleQuality:
 
     info: DataInfo
     reference: torch.Tensor
-    test: torch.Tensor
+    held_out: torch.Tensor  # real data disjoint from ``reference``: scores the data floor
     features: str | None = None
     network: object = field(default=None, repr=False)
     ref_feats: torch.Tensor | None = field(default=None, repr=False)
@@ -124,11 +136,12 @@ class SampleQuality:
     @classmethod
     def for_dataset(cls, ds: Dataset, features: str | None = None, max_reference: int = 60_000) -> SampleQuality:
         info = ds.info
-        if info.is_image:
-            ref = torch.cat([ds.train.x, ds.val.x])[:max_reference]
-        else:
-            ref = ds.test.x
-        q = cls(info, ref, ds.test.x, features)
+        if info.is_image:  # reference: the training data, binarised as the model saw it
+            ref = torch.cat([ds.train_for_evaluation(), ds.val.x])[:max_reference]
+            floor = ds.test.x
+        else:  # reference: the test split; the floor compares the (disjoint) training data with it
+            ref, floor = ds.test.x, ds.train.x
+        q = cls(info, ref, floor, features)
         q._setup()
         return q
 
@@ -138,6 +151,12 @@ class SampleQuality:
 
         if not self.info.is_image:
             self.feature_label = "data space"
+            return
+        if not self.info.is_discrete:
+            self.reason = (
+                "continuous (standardised) image data: the feature networks expect pixel values in "
+                "[0, 1]; load 8-bit images, or integer data with --levels"
+            )
             return
         name = self.features or F.network_for(self.info.shape)
         if name is None:
@@ -169,8 +188,8 @@ class SampleQuality:
         return self._vector_metrics(samples, seed)
 
     def data_floor(self, seed: int = 0) -> dict:
-        """The metrics that held-out real data (the test split) get: the best a model can expect."""
-        return self.evaluate(self.test, seed)
+        """The metrics that real data disjoint from the reference get: the best a model can expect."""
+        return self.evaluate(self.held_out, seed)
 
     def _image_metrics(self, samples, seed) -> dict:
         from deepgen.metrics.features import extract
@@ -210,8 +229,8 @@ class SampleQuality:
         from deepgen.metrics.precision_recall import precision_recall
 
         g = torch.Generator().manual_seed(seed)
-        n = min(2000, len(samples), len(self.test))
-        ref = self.test[torch.randperm(len(self.test), generator=g)[:n]]
+        n = min(2000, len(samples), len(self.reference))
+        ref = self.reference[torch.randperm(len(self.reference), generator=g)[:n]]
         fake = samples[torch.randperm(len(samples), generator=g)[:n]]
         out = {
             "mmd2": {

@@ -185,17 +185,28 @@ def save_samples(model, path: str | Path, n: int = 64, seed: int = 0, data: torc
     g = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
     info = model.info
     if info.is_image:
-        return save_image_grid(model.sample(n, generator=g), path)
+        x = model.sample(n, generator=g)
+        if not info.is_discrete:  # continuous images: the data's own units, stretched to [0, 1] for display
+            raw = torch.from_numpy(info.to_raw(x)).float()
+            x = (raw - raw.min()) / (raw.max() - raw.min()).clamp_min(1e-12)
+        return save_image_grid(x, path)
     if info.dim == 2:
         return plot_2d(model, data if data is not None else model.sample(2000, generator=g), path, generator=g)
     x = model.sample(max(n, 1000), generator=g).cpu().flatten(1)
+    d = None if data is None else data[:1000].cpu().flatten(1)
     fig = _figure(5, 5)
     ax = fig.add_subplot(1, 1, 1)
-    if data is not None:
-        ax.scatter(data[:1000, 0], data[:1000, 1], s=3, alpha=0.4, color="k", label="data")
-    ax.scatter(x[:, 0], x[:, 1], s=3, alpha=0.4, color="C3", label="samples")
-    ax.set_xlabel("dim 0")
-    ax.set_ylabel("dim 1")
+    if info.dim == 1:
+        if d is not None:
+            ax.hist(d[:, 0].numpy(), bins=50, density=True, alpha=0.5, color="k", label="data")
+        ax.hist(x[:, 0].numpy(), bins=50, density=True, alpha=0.5, color="C3", label="samples")
+        ax.set_xlabel("x (model space)")
+    else:
+        if d is not None:
+            ax.scatter(d[:, 0], d[:, 1], s=3, alpha=0.4, color="k", label="data")
+        ax.scatter(x[:, 0], x[:, 1], s=3, alpha=0.4, color="C3", label="samples")
+        ax.set_xlabel("dim 0")
+        ax.set_ylabel("dim 1")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path)

@@ -49,12 +49,12 @@ def test_tables_have_one_row_per_model_plus_reference(report):
     rows = list(csv.reader(open(report.files["csv"])))
     header, body = rows[0], rows[1:]
     assert header[:2] == ["Family", "Model"] and "FID" in header and "NLL (bits/dim)" in header
-    assert [r[1] for r in body] == ["data (test split)", "independent", "vae", "gan"]  # grouped by family
+    assert [r[1] for r in body] == ["real data (held out)", "independent", "vae", "gan"]  # grouped by family
     by_model = {r[1]: dict(zip(header, r)) for r in body}
     assert by_model["independent"]["Exact density"] == "yes" and "(exact)" in by_model["independent"]["NLL (bits/dim)"]
     assert "(est.)" in by_model["vae"]["NLL (bits/dim)"]
     assert by_model["gan"]["NLL (bits/dim)"] == "n/a" and by_model["gan"]["Exact density"] == "no"
-    assert float(by_model["data (test split)"]["FID"]) < float(by_model["independent"]["FID"])
+    assert float(by_model["real data (held out)"]["FID"]) < float(by_model["independent"]["FID"])
     md = open(report.files["markdown"]).read()
     assert md.count("\n| ") >= 5 and "deepgen-digits features" in md
     res = json.load(open(report.files["json"]))

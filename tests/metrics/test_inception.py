@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepgen.download import file_digest
 from deepgen.errors import CheckpointError, DataError
 from deepgen.metrics import inception
 from deepgen.metrics.inception import (
@@ -257,5 +258,5 @@ def test_checksum_is_checked(saved, monkeypatch):
     with pytest.raises(CheckpointError, match="SHA-256") as info:
         load_fid_inception(saved)  # random weights: not the standard file
     assert "\n" not in str(info.value)
-    monkeypatch.setattr(inception, "FID_WEIGHTS_SHA256", inception._sha256(saved))
+    monkeypatch.setattr(inception, "FID_WEIGHTS_SHA256", file_digest(saved))
     assert isinstance(load_fid_inception(saved), FIDInceptionV3)

@@ -28,7 +28,7 @@ GRIDS = {
     "pinwheel": (6.5, 0.065),
     "swissroll": (5.0, 0.1),
 }
-SIGMA_25 = 0.01 / 2.828
+SIGMA_25 = 0.05 / 2.828
 
 
 def _grid(half: float, h: float) -> torch.Tensor:

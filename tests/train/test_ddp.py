@@ -34,6 +34,30 @@ def test_ranks_agree(model, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("model", ["gmm", "gmm-two-optimizers"])
+def test_two_processes_match_one_process_with_the_same_global_batch(model, tmp_path):
+    """Gradient averaging is right (not just consistent): 2 ranks x 16 examples == 1 process x 32."""
+    p = run([str(HERE / "ddp_worker.py"), model, str(tmp_path / "two"), "16"])
+    assert p.returncode == 0, p.stderr[-3000:]
+    one = subprocess.run(
+        [sys.executable, str(HERE / "ddp_worker.py"), model, str(tmp_path / "one"), "32"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = torch.load(tmp_path / "two" / "rank0.pt", weights_only=True)
+    ref = torch.load(tmp_path / "one" / "rank0.pt", weights_only=True)
+    other_rank = torch.load(tmp_path / "two" / "rank1.pt", weights_only=True)
+    init = torch.load(tmp_path / "one" / "init.pt", weights_only=True)
+    for k in ref:
+        assert torch.allclose(two[k], ref[k], atol=1e-5), k
+        assert torch.equal(two[k], other_rank[k]), k
+    assert max((ref[k] - init[k]).abs().max().item() for k in ref) > 1e-3  # training moved the parameters
+
+
+@pytest.mark.slow
 def test_cli_under_torchrun(tmp_path):
     out = tmp_path / "ddp"
     p = run(

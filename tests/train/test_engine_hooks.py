@@ -158,10 +158,11 @@ def test_ema_weights_are_used_for_sampling(moons, tmp_path):
         raw = load_run(tmp_path, weights="raw").model
         ema = load_run(tmp_path).model
         assert load_run(tmp_path).weights == "ema"
-        assert torch.equal(raw.net.weight, m.net.weight)
-        assert not torch.equal(ema.net.weight, m.net.weight)
-        with t.eval_weights():
-            assert torch.equal(ema.net.weight, m.net.weight)
+        assert not torch.equal(raw.net.weight, ema.net.weight)
+        # after fit() the model holds the weights evaluation uses: the EMA
+        assert torch.equal(ema.net.weight, m.net.weight) and not m.training
+        ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+        assert torch.equal(ckpt["model"]["net.weight"], raw.net.weight)  # the raw weights are kept
         g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
         assert not torch.equal(raw.sample(5, generator=g1), ema.sample(5, generator=g2))
 
@@ -198,7 +199,7 @@ def test_data_dependent_init_runs_once_on_fresh_runs(moons, tmp_path):
         assert int(m.initialized) == 1
         from deepgen.train.sampler import EpochSampler
 
-        first = moons.train.x[EpochSampler(len(moons.train), 32, seed=0).batch(0)]
+        first = moons.train.x[EpochSampler.for_run(len(moons.train), 32, seed=0).batch(0)]
         assert torch.allclose(m.loc, first.mean(0), atol=1e-6)
         m2 = ActNormFlow(moons.info)
         Trainer(m2, moons, cfg(steps=4, lr=1e-9), tmp_path, plots=False, quiet=True, resume=True).fit()

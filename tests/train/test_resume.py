@@ -81,11 +81,11 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     assert p.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     killed_at = step_of(ckpt)
     assert 60 <= killed_at < 400
-    assert not [f for f in os.listdir(b) if f.startswith(".checkpoint")]  # no torn temporary left behind
 
     p = deepgen(*ARGS, "--out", str(b), "--resume")
     out, err = p.communicate(timeout=300)
     assert p.returncode == 0, err
+    assert not [f for f in os.listdir(b) if f.startswith(".checkpoint")]  # stale temporaries cleaned up
     ca, cb = load_checkpoint(a), load_checkpoint(b)
     assert ca["step"] == cb["step"] == 400
     for k, v in ca["model"].items():
@@ -113,3 +113,58 @@ def test_resume_refuses_changed_settings(tmp_path):
     _, err = p.communicate(timeout=120)
     assert p.returncode == 0, err
     assert load_checkpoint(tmp_path)["step"] == 6
+
+
+SMALL = {"vae": {"latent_dim": 2, "hidden": (16, 16)}, "gan": {"latent_dim": 2, "hidden": (16, 16), "d_steps": 2}}
+
+
+@pytest.mark.parametrize(
+    "name, settings",
+    [
+        ("vae", {"lr_schedule": "cosine", "warmup_steps": 5, "ema_decay": 0.9, "grad_clip": 1.0}),
+        ("gan", {"warmup_steps": 3, "ema_decay": 0.8}),
+    ],
+)
+def test_interrupted_and_resumed_in_process_is_exact(name, settings, tmp_path):
+    """Schedules, EMA, clipping and several optimisers with extra batches all survive a resume."""
+    from deepgen.data import DataSpec, load_dataset
+    from deepgen.train import TrainConfig, Trainer, build_model
+
+    ds = load_dataset(DataSpec("moons", n_train=400))
+    cfg = TrainConfig(steps=12, batch_size=16, seed=1, progress=False, eval_every=4, ckpt_every=0, **settings)
+    Trainer(build_model(name, ds.info, SMALL[name], seed=0), ds, cfg, tmp_path / "a", plots=False, quiet=True).fit()
+
+    model = build_model(name, ds.info, SMALL[name], seed=0)
+    trainer = Trainer(model, ds, cfg, tmp_path / "b", plots=False, quiet=True)
+    inner = model.train_step
+
+    def stop_after_five(x, y, ctx):  # as if Ctrl-C arrived during step 5
+        out = inner(x, y, ctx)
+        if ctx.global_step == 4:
+            trainer._stop_requested = True
+        return out
+
+    model.train_step = stop_after_five
+    assert trainer.fit()["interrupted"] and load_checkpoint(tmp_path / "b")["step"] == 5
+    fresh = build_model(name, ds.info, SMALL[name], seed=99)  # different init: all state must come from disk
+    Trainer(fresh, ds, cfg, tmp_path / "b", plots=False, quiet=True, resume=True).fit()
+    ca, cb = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
+    assert ca["step"] == cb["step"] == 12 and ca["batches_drawn"] == cb["batches_drawn"]
+    for k, v in ca["model"].items():
+        assert torch.equal(v, cb["model"][k]), k
+    for a, b in zip(ca["ema"]["shadow"], cb["ema"]["shadow"]):
+        assert torch.equal(a, b)
+    for opt in ca["optimizers"]:
+        assert ca["optimizers"][opt]["param_groups"][0]["lr"] == cb["optimizers"][opt]["param_groups"][0]["lr"]
+
+
+def test_fresh_run_refuses_to_overwrite(tmp_path):
+    base = ["train", "gmm", "--data", "moons", "--steps", "2", "--out", str(tmp_path), "-q"]
+    assert deepgen(*base).wait(timeout=120) == 0
+    p = deepgen(*base)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 2 and "already holds a run" in err
+    assert deepgen(*base, "--overwrite").wait(timeout=120) == 0
+    p = deepgen(*base[:3], "circles", *base[4:], "--resume")
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 2 and "resume with the run's data" in err

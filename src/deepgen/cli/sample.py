@@ -40,18 +40,6 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def to_raw_units(x: torch.Tensor, info) -> np.ndarray:
-    """Model-space samples -> the data's own units (integer levels, or un-standardised values)."""
-    if info.is_discrete:
-        k = torch.round(x * (info.levels - 1)).cpu().numpy()
-        return k.astype(np.uint8 if info.levels <= 256 else np.int64)
-    arr = x.cpu().double().numpy()
-    if info.shift is not None:
-        shape = (1, *info.shape)
-        arr = arr * np.asarray(info.scale).reshape(shape) + np.asarray(info.shift).reshape(shape)
-    return arr
-
-
 def run(args) -> int:
     from deepgen.errors import DeepgenError
     from deepgen.plots import plot_2d, save_image_grid
@@ -70,7 +58,7 @@ def run(args) -> int:
     x = torch.cat(parts)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
-        np.save(out, to_raw_units(x, info))
+        np.save(out, info.to_raw(x))
     elif info.is_image:
         save_image_grid(x, out)
     elif info.dim == 2:

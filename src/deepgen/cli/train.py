@@ -70,6 +70,7 @@ def add_parser(sub):
     p.add_argument("--out", help="run folder (default runs/MODEL-DATA-TIMESTAMP)")
     p.add_argument("--config", help="TOML or JSON file with [model], [train] and [data] tables")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument("-o", "--option", action="append", metavar="KEY=VALUE", help="model option (repeatable)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the final summary")
     p.set_defaults(func=run)
@@ -123,12 +124,20 @@ def run(args) -> int:
     if main and not args.quiet:
         print(f"training {args.model} ({cls.family}, {model.num_parameters:,} parameters) on {data.info.describe()}")
         print(f"  {len(data.train):,} train / {len(data.val):,} val examples; run folder {out}")
-    summary = Trainer(
-        model, data, tcfg, out, data_spec=DataSpec(**to_dict(spec)), resume=args.resume, quiet=args.quiet
-    ).fit()
+    trainer = Trainer(
+        model,
+        data,
+        tcfg,
+        out,
+        data_spec=DataSpec(**to_dict(spec)),
+        resume=args.resume,
+        overwrite=args.overwrite,
+        quiet=args.quiet,
+    )
+    summary = trainer.fit()
     if main:
         print_summary(summary, model, data.info)
-    return 0
+    return 130 if summary["interrupted"] else 0
 
 
 def print_summary(s: dict, model, info) -> None:
@@ -140,7 +149,9 @@ def print_summary(s: dict, model, info) -> None:
         + (f", {rate:,.0f} examples/s (last window)" if rate else "")
     )
     if "val_nll" in s:
-        label = model.density_kind.value
+        from deepgen.evaluate import NLL_LABEL
+
+        label = NLL_LABEL.get(model.density_kind.value, model.density_kind.value)
         unit = f", {s['val_bpd']:.4f} bits/dim" if "val_bpd" in s else ""
         print(f"  validation NLL {s['val_nll']:.4f} nats{unit} ({label})")
     elif "loss" in s:

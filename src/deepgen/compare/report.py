@@ -86,6 +86,7 @@ def columns(info) -> list[tuple[str, callable]]:
             ),
             ("Precision", lambda r: _num(_v(r, "precision"))),
             ("Recall", lambda r: _num(_v(r, "recall"))),
+            ("Coverage", lambda r: _num(_v(r, "coverage"))),
         ]
     else:
         cols += [
@@ -138,7 +139,10 @@ def notes(result, info) -> list[str]:
             f"Sample quality uses {feat.split('(', 1)[1].rstrip(')')}; reference set = training data. "
             "These are not Inception FIDs."
         )
-    out.append("The 'data (test split)' row scores held-out real data: the floor an ideal model can expect.")
+    out.append(
+        "The 'real data (held out)' row scores real data the reference set does not contain (images: the "
+        "test split; vectors: the training split against the test split): the floor a model can expect."
+    )
     out.append("Peak mem: the process's resident-set high-water mark during that model's training and evaluation.")
     return out
 

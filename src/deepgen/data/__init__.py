@@ -132,15 +132,26 @@ def _load_named(spec: DataSpec) -> tuple[DataInfo, dict[str, Split], str]:
     raise AssertionError(name)
 
 
-def _read_path(spec: DataSpec) -> tuple[np.ndarray, int | None]:
-    """Raw array of a user path and its number of levels (256 for images and uint8 stacks)."""
+def _read_path(spec: DataSpec, info: DataInfo | None = None) -> tuple[np.ndarray, int | None]:
+    """Raw array of a user path and its number of levels.
+
+    Levels come from ``--levels``, else from the run being scored (``info``), else 256 for image
+    folders and uint8 image stacks; every value is checked against them.
+    """
     path = Path(spec.name).expanduser()
     if path.is_dir():
-        return images.load_image_folder(path, spec.image_size, spec.channels), spec.levels or 256
+        if spec.levels is not None:
+            raise DataError(
+                f"{path}: --levels does not apply to image folders (8-bit pixels); "
+                "use --binarize threshold or dynamic for binary data"
+            )
+        return images.load_image_folder(path, spec.image_size, spec.channels), 256
     arr = read_table(path)
     if arr.ndim == 3:
         arr = arr[:, None]
     levels = spec.levels
+    if levels is None and info is not None and spec.binarize == "none":  # a binarising run's levels are 2
+        levels = info.levels
     if levels is None and arr.dtype == np.uint8 and arr.ndim == 4:
         levels = 256
     if levels is not None:
@@ -169,10 +180,7 @@ def _prepare_path(spec: DataSpec, arr: np.ndarray, levels: int | None, info: Dat
             )
         else:
             info = DataInfo(src, tuple(arr.shape[1:]))
-    if info.shift is not None:
-        shape = (1, *info.shape)
-        x = (x - np.asarray(info.shift).reshape(shape)) / np.asarray(info.scale).reshape(shape)
-    return torch.from_numpy(x.astype(np.float32)), info
+    return torch.from_numpy(info.standardize(x).astype(np.float32)), info
 
 
 def _binarize(info: DataInfo, splits: dict[str, Split], mode: str, source: str):
@@ -203,7 +211,7 @@ def load_dataset(spec: DataSpec | str, info: DataInfo | None = None) -> Dataset:
         path = Path(spec.name).expanduser()
         if not path.exists():
             raise UnknownNameError("dataset", spec.name, list(NAMED) + ["PATH.npy", "PATH.csv", "DIR/"])
-        arr, levels = _read_path(spec)
+        arr, levels = _read_path(spec, info)
         if len(arr) < 2:
             raise DataError(f"{spec.name}: has {len(arr)} example(s); training needs at least 2")
         tr, va = split_indices(len(arr), spec.val_fraction, spec.seed)
@@ -229,10 +237,7 @@ def load_eval_split(spec: DataSpec | str, info: DataInfo | None = None) -> tuple
     path = Path(spec.name).expanduser()
     if not path.exists():
         raise UnknownNameError("dataset", spec.name, list(NAMED) + ["PATH.npy", "PATH.csv", "DIR/"])
-    arr, levels = _read_path(spec)
-    if info is not None and info.levels is not None and levels is None:
-        check_levels(arr, info.levels, str(path))
-        levels = info.levels
+    arr, levels = _read_path(spec, info)
     x, info_new = _prepare_path(spec, arr, levels, info)
     split = Split(x)
     if spec.binarize != "none":
@@ -244,7 +249,9 @@ def load_eval_split(spec: DataSpec | str, info: DataInfo | None = None) -> tuple
 def check_compatible(run_info: DataInfo, data_info: DataInfo) -> None:
     """Raise DataError when data cannot be scored by a model trained on ``run_info``."""
     if tuple(run_info.shape) != tuple(data_info.shape):
-        raise DataError(f"{data_info.name}: examples have shape {data_info.shape}, the run was trained on {run_info.shape}")
+        raise DataError(
+            f"{data_info.name}: examples have shape {data_info.shape}, the run was trained on {run_info.shape}"
+        )
     if run_info.levels != data_info.levels:
         have = "continuous" if data_info.levels is None else f"{data_info.levels} levels"
         want = "continuous" if run_info.levels is None else f"{run_info.levels} levels"

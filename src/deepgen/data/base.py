@@ -65,6 +65,24 @@ class DataInfo:
         """``sum(log scale)``: add to a model-space NLL (nats) to get the NLL in raw data units."""
         return float(np.log(np.asarray(self.scale, dtype=np.float64)).sum()) if self.scale else 0.0
 
+    def standardize(self, x: np.ndarray) -> np.ndarray:
+        """Raw continuous values -> model space ``(x - shift) / scale`` (identity without scale)."""
+        if self.shift is None:
+            return x
+        shape = (1, *self.shape)
+        return (x - np.asarray(self.shift).reshape(shape)) / np.asarray(self.scale).reshape(shape)
+
+    def to_raw(self, x: torch.Tensor) -> np.ndarray:
+        """Model space -> the data's own units: integer levels ``0..L-1``, or un-standardised values."""
+        if self.is_discrete:
+            k = torch.round(x * (self.levels - 1)).cpu().numpy()
+            return k.astype(np.uint8 if self.levels <= 256 else np.int64)
+        arr = x.detach().cpu().double().numpy()
+        if self.shift is None:
+            return arr
+        shape = (1, *self.shape)
+        return arr * np.asarray(self.scale).reshape(shape) + np.asarray(self.shift).reshape(shape)
+
     def describe(self) -> str:
         kind = "continuous" if self.levels is None else ("binary" if self.levels == 2 else f"{self.levels} levels")
         return f"{self.name}: shape {tuple(self.shape)}, {kind}"
@@ -109,8 +127,9 @@ class Split:
 class Dataset:
     """A loaded dataset: three splits, its :class:`DataInfo`, and an optional per-batch transform.
 
-    ``batch_transform(x)`` runs on every training batch (dynamic binarisation draws fresh Bernoulli
-    samples there); it uses the global torch RNG, which the trainer seeds and checkpoints.
+    ``batch_transform(x, generator=None)`` runs on every training batch (dynamic binarisation draws
+    fresh Bernoulli samples there); during training it uses the global torch RNG, which the trainer
+    seeds and checkpoints.
     """
 
     info: DataInfo
@@ -118,7 +137,17 @@ class Dataset:
     val: Split
     test: Split
     source: str = ""
-    batch_transform: Callable[[torch.Tensor], torch.Tensor] | None = field(default=None, repr=False)
+    batch_transform: Callable[..., torch.Tensor] | None = field(default=None, repr=False)
+
+    def train_for_evaluation(self, seed: int = 0) -> torch.Tensor:
+        """Training examples as a model sees them: ``batch_transform`` applied once, reproducibly.
+
+        Reference sets for FID/KID must be binarised like the training batches under dynamic
+        binarisation, not the grey images kept for fresh draws.
+        """
+        if self.batch_transform is None:
+            return self.train.x
+        return self.batch_transform(self.train.x, torch.Generator().manual_seed(seed))
 
 
 def check_finite(x: np.ndarray, source: str) -> None:

@@ -90,5 +90,5 @@ def standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A fixed shuffle of ``range(n)`` split into train and validation indices."""
     perm = np.random.default_rng(seed).permutation(n)
-    n_val = 0 if n < 2 else max(1, int(math.floor(n * val_fraction)))
+    n_val = 0 if n < 2 or val_fraction <= 0 else max(1, int(math.floor(n * val_fraction)))
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])

@@ -7,11 +7,8 @@ turns them into model-space tensors (``k / (L - 1)``).
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
-import shutil
 import struct
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -188,35 +185,9 @@ def download_mnist(root: str | os.PathLike, *, quiet: bool = False) -> Path:
 
     For users with internet access only: tests and the demo never call it.
     """
+    from deepgen.download import download_verified
+
     dest = Path(root).expanduser() / "mnist"
-    dest.mkdir(parents=True, exist_ok=True)
     for name, md5 in MNIST_FILES.items():
-        target = dest / name
-        if target.is_file() and _md5(target) == md5:
-            continue
-        last = None
-        for mirror in MNIST_MIRRORS:
-            tmp = target.with_suffix(".part")
-            try:
-                if not quiet:
-                    print(f"downloading {mirror}{name}")
-                with urllib.request.urlopen(mirror + name, timeout=60) as r, open(tmp, "wb") as fh:
-                    shutil.copyfileobj(r, fh)
-                if _md5(tmp) != md5:
-                    raise DataError(f"{name}: checksum mismatch from {mirror}")
-                os.replace(tmp, target)
-                break
-            except (OSError, DataError) as e:
-                last = e
-                tmp.unlink(missing_ok=True)
-        else:
-            raise DataError(f"could not download {name}: {last}")
+        download_verified([m + name for m in MNIST_MIRRORS], dest / name, md5, algorithm="md5", quiet=quiet)
     return dest
-
-
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

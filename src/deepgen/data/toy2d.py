@@ -1,7 +1,8 @@
 """Two-dimensional toy distributions, sampled fresh from a seeded ``torch.Generator``.
 
 The shapes and scales follow the toy sets popularised by FFJORD (Grathwohl et al., 2019,
-arXiv:1810.01367) and used across the flow and GAN literature. Two deliberate differences from some
+arXiv:1810.01367) and used across the flow and GAN literature; ``25gaussians`` (not in FFJORD)
+follows the WGAN-GP toy code (Gulrajani et al., 2017, arXiv:1704.00028). Two deliberate differences from some
 copies: every curve parameter is drawn uniformly at random (not on a ``linspace``), so each
 distribution has a proper density whose entropy can be computed (see ``deepgen.metrics.toy2d_density``); and
 all randomness comes from the generator passed in, so ``sample(name, n, generator)`` is reproducible.
@@ -62,8 +63,13 @@ def eight_gaussians(n, g, scale=4.0, std=0.5):
     return (centers[k] + std * _randn(n, g)) / 1.414
 
 
-def twenty_five_gaussians(n, g, std=0.01):
-    """A 5x5 grid of tight Gaussians (centres 2*(-2..2), std 0.01), all divided by 2.828."""
+#: Standard deviation of each 25gaussians component before the division by 2.828, as in the WGAN-GP
+#: toy code (Gulrajani et al., 2017, arXiv:1704.00028) that the mode-coverage literature uses.
+TWENTY_FIVE_STD = 0.05
+
+
+def twenty_five_gaussians(n, g, std=TWENTY_FIVE_STD):
+    """A 5x5 grid of tight Gaussians (centres 2*(-2..2), std 0.05), all divided by 2.828 (WGAN-GP)."""
     grid = torch.arange(-2, 3, dtype=torch.float64)
     centers = 2 * torch.cartesian_prod(grid, grid)
     k = _split(n, 25, g)
@@ -132,5 +138,5 @@ def mode_centers(name: str) -> tuple[torch.Tensor, float] | None:
         return (4 * torch.stack([torch.cos(a), torch.sin(a)], 1) / 1.414).float(), 0.5 / 1.414
     if name == "25gaussians":
         grid = torch.arange(-2, 3, dtype=torch.float64)
-        return (2 * torch.cartesian_prod(grid, grid) / 2.828).float(), 0.01 / 2.828
+        return (2 * torch.cartesian_prod(grid, grid) / 2.828).float(), TWENTY_FIVE_STD / 2.828
     return None

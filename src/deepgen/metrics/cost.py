@@ -1,4 +1,5 @@
-"""Cost metrics: parameters, training and sampling throughput, peak memory.
+"""Cost metrics: training throughput and peak memory (parameters: ``GenerativeModel.num_parameters``;
+sampling throughput: :func:`deepgen.evaluate.draw_samples`).
 
 Peak memory on CPU is the process's resident-set high-water mark (Linux ``VmHWM``), reset before
 each measurement through ``/proc/self/clear_refs`` where the kernel allows it; it therefore includes
@@ -12,10 +13,6 @@ import statistics
 from pathlib import Path
 
 import torch
-
-
-def count_parameters(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def training_throughput(metrics_path: str | Path) -> float | None:

@@ -102,8 +102,12 @@ def load_feature_network(name_or_path: str) -> DomainClassifier:
 
 
 @torch.no_grad()
-def extract(net: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features (N, d) and logits (N, classes) of images x (N, C, H, W) in [0, 1], float32 on CPU."""
+def extract(net: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features (N, d) and logits (N, classes) of images x (N, C, H, W) in [0, 1], float32 on CPU.
+
+    ``batch_size`` defaults to the network's ``eval_batch_size`` (small for the 299x299 Inception).
+    """
+    batch_size = batch_size or getattr(net, "eval_batch_size", 1000)
     feats, logits = [], []
     dev = next(net.parameters()).device
     for i in range(0, len(x), batch_size):

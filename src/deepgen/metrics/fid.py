@@ -51,10 +51,17 @@ class GaussianStats:
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized():
-            n = torch.tensor([float(self.n)], dtype=torch.float64)
-            for t in (n, self.sum, self.sum_outer):
+            # nccl reduces CUDA tensors only; gloo reduces CPU tensors
+            dev = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+            parts = [
+                torch.tensor([float(self.n)], dtype=torch.float64, device=dev),
+                self.sum.to(dev),
+                self.sum_outer.to(dev),
+            ]
+            for t in parts:
                 dist.all_reduce(t)
-            self.n = int(n.item())
+            self.n = int(parts[0].item())
+            self.sum, self.sum_outer = parts[1].cpu(), parts[2].cpu()
         return self
 
     @property

@@ -22,10 +22,7 @@ TensorFlow 1.x's), exactly as for pytorch-fid.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -33,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepgen.download import file_digest
 from deepgen.errors import CheckpointError, DataError
 
 __all__ = [
@@ -217,6 +215,8 @@ class FIDInceptionV3(nn.Module):
     """
 
     feature_dim = 2048
+    #: images per forward pass in :func:`deepgen.metrics.features.extract` (299x299 activations are large)
+    eval_batch_size = 50
     num_classes = 1008
 
     def __init__(self):
@@ -280,14 +280,6 @@ class FIDInceptionV3(nn.Module):
         return features, self.fc(features)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
@@ -335,7 +327,7 @@ def load_fid_inception(path: str | os.PathLike, *, check_hash: bool = True) -> F
             "(or call deepgen.metrics.inception.download_fid_inception)"
         )
     if check_hash:
-        digest = _sha256(path)
+        digest = file_digest(path, "sha256")
         if digest != FID_WEIGHTS_SHA256:
             raise CheckpointError(
                 f"{path} has SHA-256 {digest[:16]}..., expected {FID_WEIGHTS_SHA256[:16]}... of "
@@ -357,31 +349,9 @@ def load_fid_inception(path: str | os.PathLike, *, check_hash: bool = True) -> F
 def download_fid_inception(dest_dir: str | os.PathLike, *, timeout: float = 60.0) -> Path:
     """Download :data:`FID_WEIGHTS_URL` into ``dest_dir`` (checksummed); returns the file's path.
 
-    A file already there with the right SHA-256 is reused. The download goes to a temporary file in
-    ``dest_dir`` that is renamed into place only after its checksum matched. Needs internet access;
-    raises :class:`~deepgen.errors.CheckpointError` on a network error or a checksum mismatch.
+    A file already there with the right SHA-256 is reused; see
+    :func:`deepgen.download.download_verified`. Needs internet access.
     """
-    dest_dir = Path(dest_dir)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    target = dest_dir / FID_WEIGHTS_NAME
-    if target.is_file() and _sha256(target) == FID_WEIGHTS_SHA256:
-        return target
-    fd, tmp_name = tempfile.mkstemp(prefix=FID_WEIGHTS_NAME + ".", suffix=".part", dir=dest_dir)
-    tmp = Path(tmp_name)
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(FID_WEIGHTS_URL, timeout=timeout) as resp:
-            for chunk in iter(lambda: resp.read(1 << 20), b""):
-                digest.update(chunk)
-                out.write(chunk)
-        if digest.hexdigest() != FID_WEIGHTS_SHA256:
-            raise CheckpointError(
-                f"downloaded {FID_WEIGHTS_URL} has SHA-256 {digest.hexdigest()[:16]}..., expected "
-                f"{FID_WEIGHTS_SHA256[:16]}...; try again or fetch the file by hand"
-            )
-        os.replace(tmp, target)
-    except OSError as err:  # urllib's URLError and HTTPError are OSErrors
-        raise CheckpointError(f"could not download {FID_WEIGHTS_URL}: {_first_line(err)}") from err
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
+    from deepgen.download import download_verified
+
+    return download_verified([FID_WEIGHTS_URL], Path(dest_dir) / FID_WEIGHTS_NAME, FID_WEIGHTS_SHA256, timeout=timeout)

@@ -51,7 +51,7 @@ on a grid, and histograms of 32-64 million samples from ``toy2d.sample`` match t
 masses (chi-square p > 0.05 for every toy).
 
 The shipped entropies are Monte Carlo means of -log p over fresh samples (stderr <= 0.003 nats), except
-``checkerboard`` (log 32, exact) and ``25gaussians`` (log 25 + 1 + log(2 pi sigma^2), sigma = 0.01/2.828,
+``checkerboard`` (log 32, exact) and ``25gaussians`` (log 25 + 1 + log(2 pi sigma^2), sigma = 0.05/2.828,
 exact up to the components' overlap, which is below e^-4000: they are 200 sigma apart).
 """
 
@@ -66,6 +66,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deepgen.data import toy2d
 from deepgen.data.toy2d import TOY2D
 from deepgen.errors import DataError, UnknownNameError
 
@@ -101,7 +102,7 @@ def _eight_gaussians(x):
 def _twenty_five_gaussians(x):
     grid = torch.arange(-2, 3, dtype=torch.float64)
     centers = 2 * torch.cartesian_prod(grid, grid) / 2.828
-    return _gaussian_mixture(x, centers, 0.01 / 2.828)
+    return _gaussian_mixture(x, centers, toy2d.TWENTY_FIVE_STD / 2.828)
 
 
 def _checkerboard(x):

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from deepgen.data.base import DataInfo
-from deepgen.data.transforms import dequantize, snap
+from deepgen.data.transforms import dequantize, quantize, snap
 from deepgen.errors import DataError, NoDensityError
 
 if TYPE_CHECKING:
@@ -145,9 +145,11 @@ class GenerativeModel(nn.Module):
         if self.density_kind not in (DensityKind.NONE, DensityKind.UNNORMALISED):
             ll = self.log_likelihood(x)
             nll = -ll.values.double().mean().item()
-            out["nll"] = nll
             if self.info.is_discrete:
                 out["bpd"] = nll / (self.info.dim * math.log(2))
+            else:
+                nll += self.info.log_scale  # raw data units, as deepgen eval/score report
+            out["nll"] = nll
         return out
 
     # -- sampling ----------------------------------------------------------------------------------
@@ -219,10 +221,7 @@ class ContinuousDensityModel(GenerativeModel):
 
     def from_continuous(self, y: torch.Tensor) -> torch.Tensor:
         """Continuous model space -> data space (floor onto the lattice for discrete data)."""
-        if self.info.is_discrete:
-            k = torch.clamp(torch.floor(y * self.info.levels), 0, self.info.levels - 1)
-            return k / (self.info.levels - 1)
-        return y
+        return quantize(y, self.info.levels) if self.info.is_discrete else y
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         y, log_det = self.to_continuous(x)
@@ -273,10 +272,9 @@ class LatentVariableModel(GenerativeModel):
 
     def log_prob_estimate(self, x: torch.Tensor, k: int = 100, chunk: int = 100):
         """Importance-sampled log p(x): ``(estimate (B,), stderr (B,))``; ``k`` split into chunks."""
-        from deepgen.metrics.likelihood import logmeanexp_with_stderr
+        from deepgen.metrics.likelihood import importance_sampled_log_likelihood
 
-        parts = [self.log_importance_weights(x, min(chunk, k - i)) for i in range(0, k, chunk)]
-        return logmeanexp_with_stderr(torch.cat(parts, 1))
+        return importance_sampled_log_likelihood(lambda m: self.log_importance_weights(x, m), k, chunk)
 
     def log_likelihood(self, x: torch.Tensor, *, k: int | None = None) -> LogLikelihood:
         if not k or k <= 1:

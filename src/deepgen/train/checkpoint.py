@@ -38,6 +38,9 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+    # a process killed mid-write (SIGKILL) leaves its temporary file behind; the target is intact
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):
+        stale.unlink(missing_ok=True)
     try:
         fd = os.open(path.parent, os.O_RDONLY)
         try:

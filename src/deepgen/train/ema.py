@@ -50,6 +50,12 @@ class EMA:
         with self.averaged():
             return {k: v.detach().clone() for k, v in self._model.state_dict().items()}
 
+    @torch.no_grad()
+    def copy_to_model(self) -> None:
+        """Overwrite the model's parameters with their averages (for good)."""
+        for p, s in zip(self._params, self.shadow):
+            p.copy_(s)
+
     @contextlib.contextmanager
     def averaged(self):
         """Temporarily load the averaged weights into the model."""

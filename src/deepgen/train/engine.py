@@ -2,18 +2,19 @@
 
 :class:`Trainer` runs the loop (progress bar, metrics.jsonl, periodic evaluation, EMA, gradient
 clipping, atomic checkpoints, exact resume, DDP); the model decides what one step is through
-``model.train_step(x, y, ctx)``. The engine never subclasses or inspects models beyond the protocol
-in :mod:`deepgen.models.base`, so GANs (several optimisers, several critic steps), EBMs (replay
-buffers in registered buffers), diffusion (EMA sampling), flows (data-dependent init) and RBMs
-(gradients without autograd, via :meth:`StepContext.apply_gradients`) all plug in unchanged.
+``model.train_step(x, y, ctx)`` (see :class:`~deepgen.train.step.StepContext`). The engine never
+subclasses or inspects models beyond the protocol in :mod:`deepgen.models.base`, so GANs (several
+optimisers, several critic steps), EBMs (replay buffers in registered buffers), diffusion (EMA
+sampling), flows (data-dependent init) and RBMs (gradients without autograd) all plug in unchanged.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import math
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,9 @@ from deepgen.train import distributed as D
 from deepgen.train.checkpoint import FORMAT, FORMAT_VERSION, load_checkpoint, save_atomic
 from deepgen.train.config import RESUMABLE_CHANGES, TrainConfig
 from deepgen.train.ema import EMA
+from deepgen.train.rundir import MetricsLog, write_config
 from deepgen.train.sampler import EpochSampler
+from deepgen.train.step import StepContext
 
 __all__ = ["Trainer", "StepContext", "TrainConfig", "TrainingDiverged"]
 
@@ -40,59 +43,9 @@ def _scalar(v) -> float:
 
 
 class TrainingDiverged(DeepgenError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
+    """The loss (or the parameters) became NaN or infinite; the last good checkpoint is kept."""
 
     exit_code = 3
-
-
-class StepContext:
-    """What a model's ``train_step`` may use: optimisers, batches, and the one way to take a step.
-
-    Attributes: ``global_step`` (0-based index of the current step), ``optimizers`` (dict by name),
-    ``world_size``, ``rank``, ``device``.
-    """
-
-    def __init__(self, trainer: Trainer):
-        self._t = trainer
-        self.global_step = 0
-        self.optimizers: dict[str, torch.optim.Optimizer] = trainer.optimizers
-        self.world_size = trainer.dist.world_size
-        self.rank = trainer.dist.rank
-        self.device = trainer.dist.device
-        self._synced_by_ddp = False
-        self._params = {
-            name: [p for g in opt.param_groups for p in g["params"]] for name, opt in self.optimizers.items()
-        }
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, Any]:
-        """``model.loss(x, y)``, through the DistributedDataParallel wrapper when there is one."""
-        ddp = self._t.ddp
-        self._synced_by_ddp = ddp is not None
-        return (ddp or self._t.model)(x, y)
-
-    def step(self, loss: torch.Tensor, name: str = "main") -> None:
-        """Zero the grads of optimiser ``name``, backpropagate ``loss``, sync, clip, and step."""
-        opt = self.optimizers[name]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.apply_gradients(name)
-
-    def apply_gradients(self, name: str = "main") -> None:
-        """Sync (when distributed and not done by DDP), clip and apply the gradients now in ``.grad``.
-
-        Models that compute gradients without autograd (contrastive divergence) set ``p.grad``
-        themselves and call this.
-        """
-        params = self._params[name]
-        if self.world_size > 1 and not self._synced_by_ddp:
-            D.all_reduce_grads(params, self.world_size)
-        if self._t.config.grad_clip:
-            torch.nn.utils.clip_grad_norm_(params, self._t.config.grad_clip, foreach=True)
-        self.optimizers[name].step()
-
-    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """A further training batch in this step (e.g. for several critic updates per step)."""
-        return self._t._next_batch()
 
 
 class Trainer:
@@ -103,7 +56,10 @@ class Trainer:
 
     Run directory: ``config.json``, ``checkpoint.pt`` (atomic, latest), ``metrics.jsonl`` (one JSON
     object per logged step), and after training ``loss.png`` and sample/density plots.
-    ``resume=True`` continues from ``out/checkpoint.pt`` when it exists (starting fresh otherwise).
+    ``resume=True`` continues from ``out/checkpoint.pt`` when it exists (starting fresh otherwise);
+    a fresh run refuses a folder that already holds a checkpoint unless ``overwrite=True``.
+    After :meth:`fit` the model is in eval mode and holds the weights evaluation uses (the EMA when
+    one is kept; the raw weights stay in the checkpoint).
     """
 
     def __init__(
@@ -115,13 +71,14 @@ class Trainer:
         *,
         data_spec: DataSpec | None = None,
         resume: bool = False,
+        overwrite: bool = False,
         plots: bool = True,
         quiet: bool = False,
     ):
         self.model, self.data, self.config = model, data, config
         self.out = Path(out)
         self.data_spec = data_spec or DataSpec(data.info.name)
-        self.resume, self.plots, self.quiet = resume, plots, quiet
+        self.resume, self.overwrite, self.plots, self.quiet = resume, overwrite, plots, quiet
         self.ddp = None
         self.ema: EMA | None = None
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
@@ -129,12 +86,21 @@ class Trainer:
         self.batches_drawn = 0
         self._stop_requested = False
         self.last_checkpoint_step: int | None = None
+        self._log: MetricsLog | None = None
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / "checkpoint.pt"
 
     # -- public ------------------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
         """Train to ``config.steps``; returns a summary (final metrics, timings, paths)."""
-        cfg = self.config
-        self.dist = D.setup(cfg.device)
+        if not self.resume and not self.overwrite and self.checkpoint_path.exists():
+            raise DeepgenError(
+                f"{self.out} already holds a run; pass --resume to continue it, --overwrite to replace it, "
+                "or choose another --out"
+            )
+        self.dist = D.setup(self.config.device)
         try:
             return self._fit()
         finally:
@@ -143,9 +109,9 @@ class Trainer:
                 self.ddp = None
             D.teardown(self.dist)
 
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.out / "checkpoint.pt"
+    def eval_weights(self):
+        """Context manager: the EMA weights loaded into the model, when the run keeps an EMA."""
+        return self.ema.averaged() if self.ema is not None else contextlib.nullcontext()
 
     # -- setup -------------------------------------------------------------------------------------
     def _fit(self) -> dict[str, Any]:
@@ -159,7 +125,7 @@ class Trainer:
         model.to(dist.device)
         self.x = self.data.train.x.to(dist.device)
         self.y = None if self.data.train.y is None else self.data.train.y.to(dist.device)
-        self.sampler = EpochSampler(len(self.x), cfg.batch_size, cfg.seed, dist.rank, dist.world_size)
+        self.sampler = EpochSampler.for_run(len(self.x), cfg.batch_size, cfg.seed, dist.rank, dist.world_size)
 
         ckpt = None
         if self.resume and self.checkpoint_path.exists():
@@ -175,6 +141,9 @@ class Trainer:
                 x0 = self.data.batch_transform(x0)
             model.initialize(x0)
         self.optimizers = model.configure_optimizers(cfg)
+        for opt in self.optimizers.values():  # the schedule scales these, never the restored rates
+            for g in opt.param_groups:
+                g.setdefault("initial_lr", g["lr"])
         if cfg.ema_decay > 0:
             self.ema = EMA(model, cfg.ema_decay)
         if ckpt is not None:
@@ -194,27 +163,31 @@ class Trainer:
         self.ctx = StepContext(self)
         if dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            self._write_config()
-            self._open_metrics(truncate_after=self.step if ckpt is not None else 0)
+            write_config(self.out, model, self.data_spec, self.data.info, cfg, dist.world_size)
+            self._log = MetricsLog(self.out / "metrics.jsonl", keep_until_step=self.step if ckpt is not None else 0)
         return self._loop()
 
     def _check_resumable(self, ckpt: dict) -> None:
+        where = self.checkpoint_path
         if ckpt["model_name"] != self.model.name:
-            raise DeepgenError(f"{self.checkpoint_path}: run trained {ckpt['model_name']!r}, not {self.model.name!r}")
+            raise DeepgenError(f"{where}: run trained {ckpt['model_name']!r}, not {self.model.name!r}")
         if to_dict(self.model.config) != ckpt["model_config"]:
+            raise DeepgenError(f"{where}: model options differ from the run's; resume with the run's options")
+        if ckpt["data_info"] != self.data.info.to_dict():
             raise DeepgenError(
-                f"{self.checkpoint_path}: model options differ from the run's; resume with the run's options"
+                f"{where}: run was trained on {ckpt['data_info']['name']} {tuple(ckpt['data_info']['shape'])}, "
+                f"not {self.data.info.describe()}; resume with the run's data"
             )
-        old = ckpt["train_config"]
-        new = to_dict(self.config)
-        diff = [k for k in new if k not in RESUMABLE_CHANGES and old.get(k) != new[k]]
+        old, new = ckpt["train_config"], to_dict(self.config)
+        allowed = set(RESUMABLE_CHANGES)
+        if new.get("lr_schedule") != "constant":
+            allowed.discard("steps")  # the schedule's shape depends on the total number of steps
+        diff = [k for k in new if k not in allowed and old.get(k) != new[k]]
         if diff:
             detail = ", ".join(f"{k} (run: {old.get(k)!r}, now: {new[k]!r})" for k in diff)
-            raise DeepgenError(f"{self.checkpoint_path}: cannot resume with different settings: {detail}")
+            raise DeepgenError(f"{where}: cannot resume with different settings: {detail}")
         if len(ckpt.get("rng", [])) != self.dist.world_size:
-            raise DeepgenError(
-                f"{self.checkpoint_path}: run used {len(ckpt.get('rng', []))} process(es), now {self.dist.world_size}"
-            )
+            raise DeepgenError(f"{where}: run used {len(ckpt.get('rng', []))} process(es), now {self.dist.world_size}")
 
     def _restore(self, ckpt: dict) -> None:
         self.model.load_state_dict(ckpt["model"])
@@ -245,24 +218,21 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------------
     def _loop(self) -> dict[str, Any]:
-        cfg, dist, model = self.config, self.dist, self.model
+        cfg, dist, model, ema = self.config, self.dist, self.model, self.ema
         main = dist.is_main
         bar = tqdm(
             total=cfg.steps,
             initial=self.step,
             disable=not (cfg.progress and main) or self.quiet,
-            desc=f"{model.name}",
+            desc=model.name,
             unit="step",
             mininterval=0.5,
             dynamic_ncols=True,
             file=sys.stderr,
         )
         sums: dict[str, float] = {}
-        window_steps, window_t0 = 0, time.perf_counter()
-        t_start = time.perf_counter()
-        last: dict[str, Any] = {}
-        ema = self.ema
-        lr0 = {name: [g["lr"] for g in opt.param_groups] for name, opt in self.optimizers.items()}
+        window_steps, window_batches, window_t0 = 0, self.batches_drawn, time.perf_counter()
+        train_time, last = 0.0, {}
         const_lr = cfg.lr_schedule == "constant" and not cfg.warmup_steps
         old_handler = self._install_sigint()
         model.train()
@@ -271,16 +241,19 @@ class Trainer:
                 s = self.step
                 if not const_lr:
                     f = cfg.lr_factor(s)
-                    for name, opt in self.optimizers.items():
-                        for g, base in zip(opt.param_groups, lr0[name]):
-                            g["lr"] = base * f
+                    for opt in self.optimizers.values():
+                        for g in opt.param_groups:
+                            g["lr"] = g["initial_lr"] * f
                 self.ctx.global_step = s
                 self.ctx._synced_by_ddp = False
                 x, y = self._next_batch()
                 out = model.train_step(x, y, self.ctx)
                 loss = _scalar(out["loss"])
-                if not math.isfinite(loss):
-                    self._diverged(s, loss)
+                bad = not math.isfinite(loss)
+                if dist.enabled:  # every rank must stop together, or the others hang in a collective
+                    bad = D.any_rank(bad, dist)
+                if bad:
+                    self._diverged(s, "loss", loss if not math.isfinite(loss) else "non-finite on another rank")
                 if ema is not None:
                     ema.update()
                 for k, v in out.items():
@@ -291,30 +264,27 @@ class Trainer:
                 done = self.step == cfg.steps or self._stop_requested
                 if (cfg.log_every and self.step % cfg.log_every == 0) or done:
                     dt = time.perf_counter() - window_t0
-                    rec = {k: v / window_steps for k, v in sums.items()}
-                    rec = D.mean_over_ranks(rec, dist)
-                    rec["examples_per_s"] = window_steps * cfg.batch_size * dist.world_size / max(dt, 1e-9)
-                    rec["lr"] = self.optimizers[next(iter(self.optimizers))].param_groups[0]["lr"]
+                    train_time += dt
+                    rec = D.mean_over_ranks({k: v / window_steps for k, v in sums.items()}, dist)
+                    examples = (self.batches_drawn - window_batches) * cfg.batch_size * dist.world_size
+                    rec["examples_per_s"] = examples / max(dt, 1e-9)
+                    rec["lr"] = next(iter(self.optimizers.values())).param_groups[0]["lr"]
                     last = rec
                     if main:
-                        self._log(
-                            {
-                                "step": self.step,
-                                "split": "train",
-                                **rec,
-                                "time": time.perf_counter() - t_start,
-                            }
-                        )
+                        self._log.write({"step": self.step, "split": "train", **rec, "time": train_time})
                         bar.set_postfix(loss=f"{rec['loss']:.4g}", ex_s=f"{rec['examples_per_s']:.0f}")
-                    sums, window_steps, window_t0 = {}, 0, time.perf_counter()
+                    sums, window_steps = {}, 0
+                    window_batches, window_t0 = self.batches_drawn, time.perf_counter()
                 if (cfg.eval_every and self.step % cfg.eval_every == 0) or done:
                     if main:
                         ev = self.evaluate()
                         if ev:
-                            self._log({"step": self.step, "split": "val", **ev})
+                            self._log.write({"step": self.step, "split": "val", **ev})
                             last = {**last, **{f"val_{k}": v for k, v in ev.items()}}
+                    window_t0 = time.perf_counter()  # evaluation is not training time
                 if (cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or done:
                     self.save_checkpoint()
+                    window_t0 = time.perf_counter()
                 if self._stop_requested:
                     if main:
                         print(
@@ -326,40 +296,37 @@ class Trainer:
         finally:
             bar.close()
             self._restore_sigint(old_handler)
-            if main and getattr(self, "_metrics_fh", None):
-                self._metrics_fh.close()
+            if self._log is not None:
+                self._log.close()
         summary = {
             "run": str(self.out),
             "steps": self.step,
-            "train_seconds": time.perf_counter() - t_start,
+            "train_seconds": train_time,
             "interrupted": self._stop_requested,
             **last,
         }
+        if ema is not None:  # leave the model holding the weights evaluation and sampling use
+            ema.copy_to_model()
+        model.eval()
         if main and self.plots and not self._stop_requested:
             from deepgen.plots import write_run_plots
 
-            with torch.random.fork_rng(devices=[]), self.eval_weights():
+            with torch.random.fork_rng(devices=[]):
                 summary["plots"] = write_run_plots(self.out, model, self.data)
         return summary
 
-    def _diverged(self, step: int, loss: float) -> None:
+    def _diverged(self, step: int, what: str, value) -> None:
         where = (
             f"the last good checkpoint (step {self.last_checkpoint_step}) is kept at {self.checkpoint_path}"
             if self.last_checkpoint_step is not None
             else "no checkpoint had been written yet"
         )
         raise TrainingDiverged(
-            f"loss became {loss} at step {step + 1}; training stopped and {where}. "
+            f"{what} became {value} at step {step + 1}; training stopped and {where}. "
             "Try a lower --lr or a --grad-clip value"
         )
 
     # -- evaluation --------------------------------------------------------------------------------
-    def eval_weights(self):
-        """Context manager: the EMA weights loaded into the model, when the run keeps an EMA."""
-        import contextlib
-
-        return self.ema.averaged() if self.ema is not None else contextlib.nullcontext()
-
     def evaluate(self, batch_size: int = 500) -> dict[str, float]:
         """Model-defined held-out metrics on up to ``eval_examples`` validation examples.
 
@@ -375,13 +342,10 @@ class Trainer:
             try:
                 for i in range(0, len(val), batch_size):
                     xb = val.x[i : i + batch_size].to(self.dist.device)
-                    yb = (
-                        None
-                        if val.y is None or not model.conditional
-                        else val.y[i : i + batch_size].to(self.dist.device)
-                    )
-                    res = model.evaluate(xb, yb)
-                    for k, v in res.items():
+                    yb = None
+                    if val.y is not None and model.conditional:
+                        yb = val.y[i : i + batch_size].to(self.dist.device)
+                    for k, v in model.evaluate(xb, yb).items():
                         totals[k] = totals.get(k, 0.0) + float(v) * len(xb)
             finally:
                 model.train()
@@ -414,52 +378,22 @@ class Trainer:
         }
 
     def save_checkpoint(self) -> None:
-        """Write ``checkpoint.pt`` atomically (all ranks' RNG states, rank 0 writes)."""
+        """Write ``checkpoint.pt`` atomically (all ranks' RNG states, rank 0 writes).
+
+        Parameters are checked first: a finite loss with an infinite gradient can leave NaN weights,
+        and such a state must never replace the last good checkpoint.
+        """
+        bad = [n for n, p in self.model.named_parameters() if not torch.isfinite(p).all()]
+        if bad:
+            self._diverged(self.step - 1, f"parameter {bad[0]!r}", "non-finite")
         states = D.all_gather_object(self._rng_state(), self.dist)
         if self.dist.is_main:
             states = [{k: v.cpu() for k, v in s.items()} for s in states]
             save_atomic(self.checkpoint_dict(states), self.checkpoint_path)
         self.last_checkpoint_step = self.step
 
-    # -- files -------------------------------------------------------------------------------------
-    def _write_config(self) -> None:
-        cfg = {
-            "deepgen_version": __version__,
-            "config_version": CONFIG_VERSION,
-            "model": self.model.name,
-            "family": self.model.family,
-            "model_config": to_dict(self.model.config),
-            "data": to_dict(self.data_spec),
-            "data_info": self.data.info.to_dict(),
-            "train": to_dict(self.config),
-            "world_size": self.dist.world_size,
-            "parameters": self.model.num_parameters,
-            "command": sys.argv,
-        }
-        tmp = self.out / "config.json"
-        tmp.write_text(json.dumps(cfg, indent=2) + "\n")
-
-    def _open_metrics(self, truncate_after: int) -> None:
-        path = self.out / "metrics.jsonl"
-        keep = []
-        if truncate_after and path.exists():
-            for line in path.read_text().splitlines():
-                try:
-                    if json.loads(line).get("step", 0) <= truncate_after:
-                        keep.append(line)
-                except json.JSONDecodeError:
-                    continue
-        path.write_text("".join(line + "\n" for line in keep))
-        self._metrics_fh = open(path, "a", buffering=1)
-
-    def _log(self, record: dict) -> None:
-        self._metrics_fh.write(json.dumps(record) + "\n")
-
+    # -- Ctrl-C: finish the step, checkpoint, stop -------------------------------------------------
     def _install_sigint(self):
-        if not hasattr(signal, "SIGINT"):
-            return None
-        import threading
-
         if threading.current_thread() is not threading.main_thread():
             return None
 

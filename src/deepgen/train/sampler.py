@@ -22,6 +22,15 @@ class EpochSampler:
         self.per_rank = math.ceil(n / world_size)
         self._epoch, self._indices = -1, None
 
+    @classmethod
+    def for_run(cls, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> EpochSampler:
+        """The sampler a training run with ``seed`` uses.
+
+        Epoch ``e`` is shuffled with ``seed' + e``; spreading ``seed'`` keeps runs with seeds ``s`` and
+        ``s + 1`` from replaying each other's epochs one epoch apart.
+        """
+        return cls(n, batch_size, (seed * 1_000_003 + 12_345) % (2**31), rank, world_size)
+
     def _epoch_indices(self, epoch: int) -> torch.Tensor:
         if epoch != self._epoch:
             g = torch.Generator().manual_seed(self.seed + epoch)

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from deepgen.config import check_positive
+from deepgen.data.transforms import dequantize, quantize
 from deepgen.distributions import (
     bernoulli_log_prob,
     discretized_logistic_log_prob,
@@ -129,8 +130,6 @@ class VAE(LatentVariableModel):
         return gaussian_log_prob(p, self.log_std.clamp_min(-7.0), x)
 
     def to_continuous(self, x, generator=None):
-        from deepgen.data.transforms import dequantize
-
         return dequantize(x, self.info.levels, generator)
 
     # -- objectives --------------------------------------------------------------------------------
@@ -193,5 +192,5 @@ class VAE(LatentVariableModel):
         noise = torch.randn(p.shape, generator=generator, device=dev)
         x = p + torch.exp(self.log_std.clamp_min(-7.0)) * noise
         if self.info.is_discrete:
-            return torch.clamp(torch.floor(x * self.info.levels), 0, self.info.levels - 1) / (self.info.levels - 1)
+            return quantize(x, self.info.levels)
         return x
