@@ -7,10 +7,13 @@ timed, alternating, on the same batches:
 * bare:   x = data[idx]; loss = model.loss(x); zero_grad; backward; optimizer.step()
 * engine: deepgen's Trainer.fit (progress bar, metrics.jsonl every 50 steps, loss check, EMA, ...)
 
-overhead = median(engine step) / median(bare step) - 1. A cProfile run of the engine then shows where
-the remaining time goes. Periodic evaluation and checkpoints are off: they are not per-step costs.
+overhead = median(engine step) / median(bare step) - 1. Then a sampling profiler (py-spy, which does
+not slow down the Python it watches the way cProfile does) records an engine run: the share of
+samples inside ``Trainer._loop`` but outside ``model.train_step`` is the engine's own cost. A cProfile
+table shows which engine functions that time goes to. Periodic evaluation and checkpoints are off:
+they are not per-step costs.
 
-    python benchmarks/engine_overhead.py                 # ~1 minute on 2 cores
+    python benchmarks/engine_overhead.py                 # ~1 minute on 2 cores; py-spy from `make bench`
 """
 
 from __future__ import annotations
@@ -96,6 +99,55 @@ def engine_loop(model, ds, steps, batch, seed, ema, out):
     return summary["train_seconds"] / steps
 
 
+def pyspy_share(steps: int, batch: int, threads: int) -> dict | None:
+    """Run one engine+EMA training under py-spy; the share of loop samples outside model.train_step."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+    if not os.path.exists(exe):
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = os.path.join(tmp, "stacks.txt")
+        cmd = [
+            exe,
+            "record",
+            "--format",
+            "raw",
+            "--rate",
+            "250",
+            "--output",
+            raw,
+            "--",
+            sys.executable,
+            __file__,
+            "--profile-target",
+            "--steps",
+            str(steps),
+            "--batch-size",
+            str(batch),
+            "--threads",
+            str(threads),
+        ]
+        subprocess.run(cmd, check=True, capture_output=True)
+        loop = inside = 0
+        for line in open(raw):
+            stack, _, count = line.rstrip().rpartition(" ")
+            if "Trainer._loop (" not in stack:
+                continue
+            loop += int(count)
+            if "train_step (" in stack:
+                inside += int(count)
+    return {"loop_samples": loop, "train_step_samples": inside, "share_outside_train_step": 1 - inside / loop}
+
+
+def profile_target(args):
+    ds = load_dataset(DataSpec("moons", n_train=20_000))
+    with temporary("bench-realnvp", TinyRealNVP), tempfile.TemporaryDirectory() as tmp:
+        torch.manual_seed(0)
+        engine_loop(TinyRealNVP(ds.info), ds, args.steps, args.batch_size, 0, 0.999, f"{tmp}/run")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=1000)
@@ -103,8 +155,11 @@ def main():
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out")
+    ap.add_argument("--profile-target", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.profile_target:
+        return profile_target(args)
     ds = load_dataset(DataSpec("moons", n_train=20_000))
     times = {"bare": [], "engine": [], "engine_ema": []}
     with temporary("bench-realnvp", TinyRealNVP), tempfile.TemporaryDirectory() as tmp:
@@ -129,7 +184,9 @@ def main():
     step_time = next(v[3] for k, v in stats.stats.items() if k[2] == "train_step")
     buf = io.StringIO()
     pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(12)
+    spy = pyspy_share(3 * args.steps, args.batch_size, args.threads)
     results = {
+        "py_spy": spy,
         "median_step_ms": {k: 1e3 * v for k, v in med.items()},
         "all_step_ms": {k: [1e3 * t for t in v] for k, v in times.items()},
         "overhead_vs_bare": {k: med[k] / med["bare"] - 1 for k in ("engine", "engine_ema")},
@@ -143,9 +200,14 @@ def main():
         f"overhead vs bare loop: engine {100 * results['overhead_vs_bare']['engine']:.1f}%, "
         f"engine+EMA {100 * results['overhead_vs_bare']['engine_ema']:.1f}%"
     )
+    if spy:
+        print(
+            f"py-spy (engine+EMA): {100 * spy['share_outside_train_step']:.1f}% of the training loop's samples "
+            f"outside model.train_step ({spy['loop_samples']} samples)"
+        )
     print(
         f"cProfile (engine+EMA): {100 * results['cprofile_share_outside_train_step']:.1f}% of fit() outside "
-        "model.train_step (profiler inflates small calls)"
+        "model.train_step (cProfile inflates the cost of small Python calls)"
     )
     print(buf.getvalue().split("\n\n")[-2][:2500])
     path = write_result("engine_overhead", vars(args), results, args.out)

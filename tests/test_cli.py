@@ -196,3 +196,10 @@ def test_compare_on_toy(tmp_path):
         assert (tmp_path / f).exists(), f
     table = (tmp_path / "table.md").read_text()
     assert "Modes" in table and "(exact)" in table and "(entropy)" in table
+
+
+def test_one_column_table(tmp_path):
+    np.savetxt(tmp_path / "one.csv", np.random.default_rng(0).normal(size=(200, 1)), delimiter=",")
+    p = deepgen("train", "independent", "--data", tmp_path / "one.csv", "--steps", "5", "--out", tmp_path / "r", "-q")
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "r" / "samples.png").exists()

@@ -204,3 +204,35 @@ def test_validate_tensor():
         validate_tensor(torch.full((2, 1, 8, 8), float("nan")), info)
     with pytest.raises(DataError, match="is not an integer in 0..16"):
         validate_tensor(torch.full((2, 1, 8, 8), 0.5 / 16), info)
+
+
+def test_scoring_a_new_file_uses_the_runs_levels(tmp_path):
+    """A 17-level run scoring another file of integers: values are checked and mapped to [0, 1]."""
+    info = load_dataset("digits").info
+    flat = np.random.default_rng(0).integers(0, 17, (5, 1, 8, 8))
+    np.save(tmp_path / "more.npy", flat)
+    split, got = load_eval_split(str(tmp_path / "more.npy"), info)
+    assert got.levels == 17 and float(split.x.max()) <= 1.0
+    assert torch.allclose(split.x * 16, torch.from_numpy(flat).float())
+    ds = load_dataset(str(tmp_path / "more.npy"), info)  # the path deepgen eval takes
+    assert float(ds.test.x.max()) <= 1.0
+    np.save(tmp_path / "bad.npy", flat + 1)
+    with pytest.raises(DataError, match="not an integer in 0..16"):
+        load_eval_split(str(tmp_path / "bad.npy"), info)
+
+
+def test_levels_do_not_apply_to_image_folders(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(np.full((4, 4), 255, np.uint8)).save(tmp_path / "b.png")
+    with pytest.raises(DataError, match="--levels does not apply to image folders"):
+        load_dataset(DataSpec(str(tmp_path), levels=2))
+
+
+def test_dynamic_binarisation_reference_is_binary():
+    ds = load_dataset(DataSpec("digits", binarize="dynamic"))
+    ref = ds.train_for_evaluation()
+    assert set(ref.unique().tolist()) == {0.0, 1.0}
+    assert torch.equal(ref, ds.train_for_evaluation())  # reproducible
+    assert not set(ds.train.x.unique().tolist()) <= {0.0, 1.0}  # training keeps grey values for fresh draws
