@@ -54,15 +54,14 @@ def _coerce(tp, value, where: str):
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
             if type(None) in args:
                 return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
+        members = [a for a in args if a is not type(None)]
+        for a in members:
             try:
                 return _coerce(a, value, where)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(f"{where}: cannot read {value!r} as {tp}")
+            except ConfigError:
+                continue
+        names = " or ".join(getattr(a, "__name__", str(a)) for a in members)
+        raise ConfigError(f"{where}: cannot read {value!r} as {names}" + (" or none" if len(members) < len(args) else ""))
     if origin is typing.Literal:
         if value in args:
             return value

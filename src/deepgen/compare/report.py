@@ -51,8 +51,8 @@ def _nll_cell(row: dict, discrete: bool) -> str:
     key = "bpd" if discrete else "nll"
     e = m.get(key) or {}
     if e.get("value") is None:
-        if row.get("family") == "reference" and m.get("entropy"):
-            return f"{_num(m['entropy']['value'])} (entropy)"
+        if row.get("family") == "reference":
+            return f"{_num(m['entropy']['value'])} (entropy)" if m.get("entropy") else ""
         return "n/a"
     kind = {"exact": "exact", "lower bound": "bound", "estimate": "est."}.get(e.get("kind"), e.get("kind", ""))
     return f"{_num(e['value'])} ({kind})"

@@ -12,7 +12,8 @@ ELBO (a lower bound) or the K-sample importance-weighted estimate
 log (1/K) sum_k p(x, z_k) / q(z_k|x), which converges to log p(x).
 
 Decoders (``decoder``): ``bernoulli`` for binary data, ``logistic`` (discretised logistic, an exact
-probability mass on L levels) for discrete data, ``gaussian`` (learned per-dimension variance) for
+probability mass on L levels, with an unconstrained mean as in PixelCNN++ so that the edge bins 0
+and L-1 -- most MNIST pixels -- can take almost all the mass) for discrete data, ``gaussian`` (learned per-dimension variance) for
 continuous data; ``auto`` chooses by the data.
 
 >>> model = VAE(DataInfo("digits", (1, 8, 8), 17), VAEConfig(latent_dim=8))
@@ -123,7 +124,7 @@ class VAE(LatentVariableModel):
         if self.decoder_kind == "bernoulli":
             return bernoulli_log_prob(p, x)
         if self.decoder_kind == "logistic":
-            return discretized_logistic_log_prob(torch.sigmoid(p[:, 0]), p[:, 1].clamp(-8.0, 3.0), x, self.info.levels)
+            return discretized_logistic_log_prob(p[:, 0], p[:, 1].clamp(-8.0, 3.0), x, self.info.levels)
         if self.info.is_discrete:  # Gaussian decoder on discrete data: dequantised continuous density
             y, log_det = self.to_continuous(x)
             return gaussian_log_prob(p, self.log_std.clamp_min(-7.0), y) + log_det
@@ -172,7 +173,7 @@ class VAE(LatentVariableModel):
         if self.decoder_kind == "bernoulli":
             return torch.sigmoid(p)
         if self.decoder_kind == "logistic":
-            return self.to_data_space(torch.sigmoid(p[:, 0]))
+            return self.to_data_space(p[:, 0])
         return p
 
     @torch.no_grad()
@@ -187,7 +188,7 @@ class VAE(LatentVariableModel):
             return torch.bernoulli(torch.sigmoid(p), generator=generator)
         if self.decoder_kind == "logistic":
             return discretized_logistic_sample(
-                torch.sigmoid(p[:, 0]), p[:, 1].clamp(-8.0, 3.0), self.info.levels, generator
+                p[:, 0], p[:, 1].clamp(-8.0, 3.0), self.info.levels, generator
             )
         noise = torch.randn(p.shape, generator=generator, device=dev)
         x = p + torch.exp(self.log_std.clamp_min(-7.0)) * noise
