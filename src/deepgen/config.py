@@ -61,7 +61,8 @@ def _coerce(tp, value, where: str):
             except ConfigError:
                 continue
         names = " or ".join(getattr(a, "__name__", str(a)) for a in members)
-        raise ConfigError(f"{where}: cannot read {value!r} as {names}" + (" or none" if len(members) < len(args) else ""))
+        optional = " or none" if len(members) < len(args) else ""
+        raise ConfigError(f"{where}: cannot read {value!r} as {names}{optional}")
     if origin is typing.Literal:
         if value in args:
             return value

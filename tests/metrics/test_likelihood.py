@@ -73,7 +73,7 @@ def test_discrete_exact_models_sum_to_one_by_enumeration():
 def test_importance_sampling_converges_to_the_exact_marginal():
     """A linear-Gaussian VAE (probabilistic PCA) has log p(x) in closed form: N(b, W W^T + diag s^2)."""
     info = DataInfo("toy", (3,))
-    vae = build_model("vae", info, {"latent_dim": 2, "hidden": ()}, seed=0)
+    vae = build_model("vae", info, {"latent_dim": 2, "hidden": ()}, seed=0)  # shared std: pPCA
     with torch.no_grad():
         vae.log_std.fill_(-0.5)
         W, b = vae.decoder[0].weight.double(), vae.decoder[0].bias.double()

@@ -120,3 +120,15 @@ def test_model_metadata(name):
 
     doc = sys.modules[cls.__module__].__doc__ or ""
     assert any(ch.isdigit() for ch in doc), f"{cls.__module__} docstring cites no paper/year"
+
+
+def test_vae_gaussian_decoder_variants(moons):
+    for std in ("shared", "per-example"):
+        model = (
+            _build("vae", moons)
+            if std == "shared"
+            else build_model("vae", moons.info, {**small_options("vae"), "decoder_std": std}, seed=0)
+        )
+        x = moons.test.x[:8]
+        assert torch.isfinite(model.loss(x)["loss"]) and model.sample(3).shape == (3, 2)
+        assert torch.isfinite(model.log_likelihood(x, k=4).values).all()

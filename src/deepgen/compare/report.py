@@ -132,7 +132,8 @@ def notes(result, info) -> list[str]:
     ]
     if info.is_discrete:
         out.append(
-            f"bits/dim = NLL / (D ln 2) with D = {info.dim}, on {info.levels}-level data (dequantisation included)."
+            f"bits/dim = NLL / (D ln 2) with D = {info.dim}, on {info.levels}-level data (including the "
+            "dequantisation where a model uses one)."
         )
     if feat:
         out.append(

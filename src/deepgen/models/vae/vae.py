@@ -13,8 +13,9 @@ log (1/K) sum_k p(x, z_k) / q(z_k|x), which converges to log p(x).
 
 Decoders (``decoder``): ``bernoulli`` for binary data, ``logistic`` (discretised logistic, an exact
 probability mass on L levels, with an unconstrained mean as in PixelCNN++ so that the edge bins 0
-and L-1 -- most MNIST pixels -- can take almost all the mass) for discrete data, ``gaussian`` (learned per-dimension variance) for
-continuous data; ``auto`` chooses by the data.
+and L-1 -- most MNIST pixels -- can take almost all the mass) for discrete data, ``gaussian``
+(mean and standard deviation output per example, or one shared learned standard deviation per
+dimension) for continuous data; ``auto`` chooses by the data.
 
 >>> model = VAE(DataInfo("digits", (1, 8, 8), 17), VAEConfig(latent_dim=8))
 >>> model.loss(torch.rand(4, 1, 8, 8).round())["loss"].shape
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from deepgen.config import check_positive
@@ -55,6 +57,11 @@ class VAEConfig:
         hidden: MLP hidden sizes (encoder; reversed for the decoder).
         channels: conv channels after each downsampling (encoder; reversed for the decoder).
         decoder: likelihood p(x|z): auto, bernoulli, logistic, gaussian.
+        decoder_std: Gaussian decoder's standard deviation: ``shared`` (one learned value per
+            dimension; with a linear decoder this is probabilistic PCA, whose log p(x) is known in
+            closed form) or ``per-example`` (output by the decoder with z, floored at exp(-6)). The
+            default is ``shared``: on 8gaussians the per-example variant collapses its posterior
+            (KL -> 0, a single broad Gaussian, test NLL 4.25 nats vs 3.23 after 5,000 steps).
         beta: weight of the KL term (1 = the ELBO; beta-VAE otherwise; the reported bound always
             uses beta = 1).
     """
@@ -64,6 +71,7 @@ class VAEConfig:
     hidden: tuple[int, ...] = (256, 256)
     channels: tuple[int, ...] = (32, 64)
     decoder: Literal["auto", "bernoulli", "logistic", "gaussian"] = "auto"
+    decoder_std: Literal["shared", "per-example"] = "shared"
     beta: float = 1.0
 
     def __post_init__(self):
@@ -95,14 +103,15 @@ class VAE(LatentVariableModel):
             raise ConfigError(f"vae: arch=conv needs image data (C, H, W); {info.name} has shape {info.shape}")
         self.arch = arch
         c = info.shape[0] if info.is_image else 1
-        per_dim = 2 if dec == "logistic" else 1
+        self.shared_std = dec == "gaussian" and cfg.decoder_std == "shared"
+        per_dim = 2 if dec == "logistic" or (dec == "gaussian" and not self.shared_std) else 1
         if arch == "conv":
             self.encoder = ConvEncoder(info.shape, 2 * cfg.latent_dim, cfg.channels)
             self.decoder = ConvDecoder(cfg.latent_dim, (c * per_dim, *info.shape[1:]), tuple(reversed(cfg.channels)))
         else:
             self.encoder = MLP(info.dim, 2 * cfg.latent_dim, cfg.hidden)
             self.decoder = MLP(cfg.latent_dim, info.dim * per_dim, tuple(reversed(cfg.hidden)))
-        if dec == "gaussian":
+        if self.shared_std:
             self.log_std = nn.Parameter(torch.zeros(info.shape))
 
     # -- networks ----------------------------------------------------------------------------------
@@ -114,9 +123,15 @@ class VAE(LatentVariableModel):
 
     def _decode_params(self, z: torch.Tensor) -> torch.Tensor:
         out = self.decoder(z)
-        if self.decoder_kind == "logistic":
+        if self.decoder_kind == "logistic" or (self.decoder_kind == "gaussian" and not self.shared_std):
             return out.view(len(z), 2, *self.info.shape)
         return out.view(len(z), *self.info.shape)
+
+    def _gaussian(self, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-std of the Gaussian decoder; the log-std is softly floored at -6."""
+        if self.shared_std:
+            return p, self.log_std.clamp_min(-6.0).expand_as(p)
+        return p[:, 0], -6.0 + F.softplus(p[:, 1] + 6.0)
 
     def decoder_log_prob(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x | z), (B,), for x (B, *shape) and z (B, latent)."""
@@ -125,10 +140,11 @@ class VAE(LatentVariableModel):
             return bernoulli_log_prob(p, x)
         if self.decoder_kind == "logistic":
             return discretized_logistic_log_prob(p[:, 0], p[:, 1].clamp(-8.0, 3.0), x, self.info.levels)
+        mean, log_std = self._gaussian(p)
         if self.info.is_discrete:  # Gaussian decoder on discrete data: dequantised continuous density
             y, log_det = self.to_continuous(x)
-            return gaussian_log_prob(p, self.log_std.clamp_min(-7.0), y) + log_det
-        return gaussian_log_prob(p, self.log_std.clamp_min(-7.0), x)
+            return gaussian_log_prob(mean, log_std, y) + log_det
+        return gaussian_log_prob(mean, log_std, x)
 
     def to_continuous(self, x, generator=None):
         return dequantize(x, self.info.levels, generator)
@@ -174,7 +190,7 @@ class VAE(LatentVariableModel):
             return torch.sigmoid(p)
         if self.decoder_kind == "logistic":
             return self.to_data_space(p[:, 0])
-        return p
+        return self._gaussian(p)[0]
 
     @torch.no_grad()
     def sample(self, n, *, generator=None, mean: bool = False):
@@ -187,11 +203,9 @@ class VAE(LatentVariableModel):
         if self.decoder_kind == "bernoulli":
             return torch.bernoulli(torch.sigmoid(p), generator=generator)
         if self.decoder_kind == "logistic":
-            return discretized_logistic_sample(
-                p[:, 0], p[:, 1].clamp(-8.0, 3.0), self.info.levels, generator
-            )
-        noise = torch.randn(p.shape, generator=generator, device=dev)
-        x = p + torch.exp(self.log_std.clamp_min(-7.0)) * noise
+            return discretized_logistic_sample(p[:, 0], p[:, 1].clamp(-8.0, 3.0), self.info.levels, generator)
+        mean, log_std = self._gaussian(p)
+        x = mean + torch.exp(log_std) * torch.randn(mean.shape, generator=generator, device=dev)
         if self.info.is_discrete:
             return quantize(x, self.info.levels)
         return x
