@@ -57,6 +57,19 @@ def log_likelihoods(
     return LogLikelihood(torch.cat(vals), first.kind, first.method, torch.cat(errs) if errs else None)
 
 
+def summarize(ll: LogLikelihood, info: DataInfo):
+    """Dataset-level :class:`~deepgen.metrics.likelihood.NLLSummary` of per-example log-likelihoods."""
+    return summarize_nll(
+        ll.values,
+        ll.kind,
+        ll.method,
+        num_dims=info.dim,
+        discrete=info.is_discrete,
+        log_scale=info.log_scale,
+        stderr=ll.stderr,
+    )
+
+
 def default_k(model: GenerativeModel, k: int | None) -> int | None:
     """Monte Carlo samples for the density: explicit ``k``, else 100 for latent-variable models."""
     from deepgen.models.base import LatentVariableModel
@@ -73,15 +86,7 @@ def nll_metrics(model: GenerativeModel, split: Split, info: DataInfo, *, k: int 
         reason = model.why_no_density()
         return {"nll": na("NLL (nats)", reason), "bpd": na("bits/dim", reason)}
     ll = log_likelihoods(model, split.x, k=default_k(model, k))
-    s = summarize_nll(
-        ll.values,
-        ll.kind,
-        ll.method,
-        num_dims=info.dim,
-        discrete=info.is_discrete,
-        log_scale=info.log_scale,
-        stderr=ll.stderr,
-    )
+    s = summarize(ll, info)
     extra = {"kind": s.kind, "method": s.method, "n": s.n, "sem": s.sem, "mc_stderr": s.mc_stderr}
     what = NLL_LABEL.get(s.kind, s.kind)
     out = {"nll": {"value": s.nll, "label": f"NLL (nats, {what})", **extra}}

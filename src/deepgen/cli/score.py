@@ -40,8 +40,7 @@ def run(args) -> int:
     import torch
 
     from deepgen.data import check_compatible, load_eval_split
-    from deepgen.evaluate import default_k, log_likelihoods
-    from deepgen.metrics.likelihood import summarize_nll
+    from deepgen.evaluate import default_k, log_likelihoods, summarize
     from deepgen.models.base import DensityKind
     from deepgen.train import load_run
 
@@ -67,15 +66,7 @@ def run(args) -> int:
             bpd = f"{v / denom:.6f}" if info.is_discrete else ""
             err = f"{se[i]:.6f}" if se is not None else ""
             w.writerow([i, f"{v:.6f}", bpd, err, ll.kind.value, ll.method])
-    s = summarize_nll(
-        ll.values,
-        ll.kind,
-        ll.method,
-        num_dims=info.dim,
-        discrete=info.is_discrete,
-        log_scale=info.log_scale,
-        stderr=ll.stderr,
-    )
+    s = summarize(ll, info)
     bpd = f", {s.bpd:.4f} bits/dim" if s.bpd is not None else ""
     print(f"scored {s.n} examples of {spec.name}: mean NLL {s.nll:.4f} +- {s.sem:.4f} nats{bpd} ({s.kind}: {s.method})")
     print(f"wrote {out}")

@@ -64,14 +64,19 @@ def _find(root: Path | None, names: list[str], subdirs: tuple[str, ...], what: s
     raise DataError(f"{what}: {names[0]} not found in {root} (looked in {', '.join(str(root / s) for s in subdirs)})")
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (gzip or raw): uint8 images (N, rows, cols) or labels (N,)."""
+def _read_maybe_gzipped(path: Path, what: str) -> bytes:
+    """All bytes of ``path``, decompressed when it ends in ``.gz``; DataError when unreadable."""
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as fh:
-            raw = fh.read()
+            return fh.read()
     except (OSError, EOFError) as e:
-        raise DataError(f"{path}: cannot read IDX file ({e})") from None
+        raise DataError(f"{path}: cannot read {what} ({e})") from None
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (gzip or raw): uint8 images (N, rows, cols) or labels (N,)."""
+    raw = _read_maybe_gzipped(path, "IDX file")
     if len(raw) < 8:
         raise DataError(f"{path}: too short to be an IDX file ({len(raw)} bytes)")
     magic, n = struct.unpack(">II", raw[:8])
@@ -110,12 +115,7 @@ def load_mnist(root: Path | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def read_amat(path: Path, dim: int = 784) -> np.ndarray:
     """Read a Larochelle ``.amat`` (optionally gzipped) text file of 0/1 values: uint8 (N, dim)."""
-    try:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rb") as fh:
-            raw = fh.read()
-    except (OSError, EOFError) as e:
-        raise DataError(f"{path}: cannot read ({e})") from None
+    raw = _read_maybe_gzipped(path, ".amat file")
     buf = np.frombuffer(raw, dtype=np.uint8)
     # Fast path: single-character values separated by one space or newline.
     if buf.size % (2 * dim) == 0 and buf.size > 0:
