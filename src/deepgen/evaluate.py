@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -173,14 +174,12 @@ class SampleQuality:
         if name.startswith("inception:"):
             from deepgen.metrics.inception import load_fid_inception
 
-            self.network = load_fid_inception(name.split(":", 1)[1])
+            self.network = load_fid_inception(Path(name.split(":", 1)[1]).expanduser())
             self.feature_label = "InceptionV3 pool3 features"
         else:
             self.network = F.load_feature_network(name)
             self.feature_label = f"{name} features"
-        if self.network.__class__.__name__ == "DomainClassifier" and tuple(self.network.shape) != tuple(
-            self.info.shape
-        ):
+        if isinstance(self.network, F.DomainClassifier) and tuple(self.network.shape) != tuple(self.info.shape):
             raise DeepgenError(
                 f"feature network {name} expects images {self.network.shape}, data are {self.info.shape}"
             )
