@@ -14,35 +14,12 @@ import torch
 from deepgen.errors import CheckpointError
 from deepgen.train.checkpoint import load_checkpoint
 
-ARGS = [
-    "train",
-    "vae",
-    "--data",
-    "digits",
-    "--binarize",
-    "dynamic",
-    "--steps",
-    "400",
-    "--batch-size",
-    "32",
-    "--ckpt-every",
-    "20",
-    "--eval-every",
-    "50",
-    "--log-every",
-    "10",
-    "--seed",
-    "3",
-    "--threads",
-    "1",
-    "-o",
-    "hidden=64,64",
-    "-o",
-    "arch=mlp",
-    "-o",
-    "latent_dim=4",
-    "--no-progress",
-]
+# 3,000 cheap steps: long enough that the kill always lands mid-run (the run takes several seconds)
+ARGS = (
+    "train vae --data digits --binarize dynamic --steps 3000 --batch-size 32 --ckpt-every 20 "
+    "--eval-every 50 --log-every 10 --seed 3 --threads 1 -o hidden=64,64 -o arch=mlp -o latent_dim=4 "
+    "--no-progress"
+).split()
 
 
 def deepgen(*args, **kw):
@@ -80,14 +57,14 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     p.communicate()
     assert p.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     killed_at = step_of(ckpt)
-    assert 60 <= killed_at < 400
+    assert 60 <= killed_at < 3000
 
     p = deepgen(*ARGS, "--out", str(b), "--resume")
     out, err = p.communicate(timeout=300)
     assert p.returncode == 0, err
     assert not [f for f in os.listdir(b) if f.startswith(".checkpoint")]  # stale temporaries cleaned up
     ca, cb = load_checkpoint(a), load_checkpoint(b)
-    assert ca["step"] == cb["step"] == 400
+    assert ca["step"] == cb["step"] == 3000
     for k, v in ca["model"].items():
         assert torch.equal(v, cb["model"][k]), k
     sa, sb = ca["optimizers"]["main"]["state"], cb["optimizers"]["main"]["state"]
@@ -100,7 +77,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
         for line in (b / "metrics.jsonl").read_text().splitlines()
         if '"split": "train"' in line
     ]
-    assert steps == sorted(set(steps)) and steps[-1] == 400
+    assert steps == sorted(set(steps)) and steps[-1] == 3000
 
 
 def test_resume_refuses_changed_settings(tmp_path):
