@@ -1,4 +1,4 @@
-"""Shared fixtures: small datasets and small model options, so the suite runs in minutes on 2 cores."""
+"""Shared fixtures: small datasets and each model's small ``test_options``, so the suite runs in minutes on 2 cores."""
 
 from __future__ import annotations
 
@@ -7,21 +7,22 @@ import os
 import pytest
 import torch
 
+import doubles  # noqa: F401  (registers the test doubles for the whole session)
 from deepgen.data import DataSpec, load_dataset
+from deepgen.registry import get_model_class
 
 torch.set_num_threads(1)  # tiny models: one thread is faster and runs are reproducible under xdist
 os.environ.setdefault("DEEPGEN_TEST", "1")
 
-# Small networks for every registered model; a model missing here runs with its defaults.
-SMALL = {
-    "vae": {"latent_dim": 4, "hidden": (32, 32), "channels": (8, 16)},
-    "gan": {"latent_dim": 4, "hidden": (32, 32), "g_channels": (16, 8), "d_channels": (8, 16)},
-    "gmm": {"components": 3},
-}
-
 
 def small_options(name: str) -> dict:
-    return dict(SMALL.get(name, {}))
+    """The model's own ``test_options``: small networks that keep the suite fast."""
+    return dict(get_model_class(name).test_options)
+
+
+def sample_test_options(name: str) -> dict:
+    """The model's cheap sampling options for tests (e.g. few sampler steps)."""
+    return dict(get_model_class(name).test_sample_options)
 
 
 @pytest.fixture(scope="session")

@@ -113,7 +113,7 @@ def density_grid(model, bounds, n: int = 150) -> tuple[np.ndarray, str] | None:
     xs, ys = torch.linspace(x0, x1, n), torch.linspace(y0, y1, n)
     gx, gy = torch.meshgrid(xs, ys, indexing="xy")
     pts = torch.stack([gx.reshape(-1), gy.reshape(-1)], 1)
-    dev = next(model.parameters()).device
+    dev = model.device
     try:
         from deepgen.evaluate import default_k
 
@@ -129,28 +129,42 @@ def density_grid(model, bounds, n: int = 150) -> tuple[np.ndarray, str] | None:
 
 def plot_2d(
     model,
-    data: torch.Tensor,
+    data: torch.Tensor | None,
     out: str | Path,
     n_samples: int = 2000,
     generator=None,
     title: str | None = None,
+    samples: torch.Tensor | None = None,
+    options: dict | None = None,
 ) -> Path:
-    """Density heat-map (when the model has one) with model samples overlaid, beside the data."""
-    bounds = plot_bounds(data)
-    samples = model.sample(n_samples, generator=generator).cpu()
+    """Density heat-map (when the model has one) with model samples overlaid, beside the data.
+
+    ``data`` None (e.g. ``deepgen sample`` without the run's data): only the model's panel, framed
+    by its samples. ``samples``: plot these instead of drawing ``n_samples`` with ``options``.
+    """
+    if samples is None:
+        samples = model.sample(n_samples, generator=generator, **(options or {}))
+    samples = samples.cpu()
+    bounds = plot_bounds(data if data is not None else samples)
     dens = density_grid(model, bounds)
-    fig = _figure(10, 5)
-    ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    d = data[:n_samples].cpu()
-    ax1.scatter(d[:, 0], d[:, 1], s=2, alpha=0.5, color="k")
-    ax1.set_title("data")
+    if data is not None:
+        fig = _figure(10, 5)
+        ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+        d = data[:n_samples].cpu()
+        ax1.scatter(d[:, 0], d[:, 1], s=2, alpha=0.5, color="k")
+        ax1.set_title("data")
+        axes = (ax1, ax2)
+    else:
+        fig = _figure(5.5, 5)
+        ax2 = fig.add_subplot(1, 1, 1)
+        axes = (ax2,)
     if dens is not None:
         ax2.imshow(dens[0], origin="lower", extent=bounds, cmap="viridis", aspect="equal")
         ax2.set_title(f"model density ({dens[1]}) + samples")
     else:
         ax2.set_title("model samples (no density)")
     ax2.scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.5, color="w" if dens is not None else "C3")
-    for ax in (ax1, ax2):
+    for ax in axes:
         ax.set_xlim(bounds[0], bounds[1])
         ax.set_ylim(bounds[2], bounds[3])
         ax.set_aspect("equal")
@@ -180,19 +194,31 @@ def plot_density_only(model, bounds, out: str | Path, title: str = "") -> Path |
     return Path(out)
 
 
-def save_samples(model, path: str | Path, n: int = 64, seed: int = 0, data: torch.Tensor | None = None) -> Path:
-    """Sample ``n`` examples and write a PNG: an image grid, or a 2D scatter/density plot."""
-    g = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+def save_samples(
+    model,
+    path: str | Path,
+    n: int = 64,
+    seed: int = 0,
+    data: torch.Tensor | None = None,
+    options: dict | None = None,
+    samples: torch.Tensor | None = None,
+) -> Path:
+    """Write a PNG of model samples: an image grid, or a 2D scatter/density plot.
+
+    Draws ``n`` samples with sampling ``options`` (or plots the given ``samples``).
+    """
+    g = torch.Generator(device=model.device).manual_seed(seed)
     info = model.info
+    opts = options or {}
     if info.is_image:
-        x = model.sample(n, generator=g)
+        x = samples if samples is not None else model.sample(n, generator=g, **opts)
         if not info.is_discrete:  # continuous images: the data's own units, stretched to [0, 1] for display
             raw = torch.from_numpy(info.to_raw(x)).float()
             x = (raw - raw.min()) / (raw.max() - raw.min()).clamp_min(1e-12)
         return save_image_grid(x, path)
     if info.dim == 2:
-        return plot_2d(model, data if data is not None else model.sample(2000, generator=g), path, generator=g)
-    x = model.sample(max(n, 1000), generator=g).cpu().flatten(1)
+        return plot_2d(model, data, path, generator=g, samples=samples, options=opts)
+    x = (samples if samples is not None else model.sample(max(n, 1000), generator=g, **opts)).cpu().flatten(1)
     d = None if data is None else data[:1000].cpu().flatten(1)
     fig = _figure(5, 5)
     ax = fig.add_subplot(1, 1, 1)

@@ -11,24 +11,29 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import pkgutil
 
 from deepgen.errors import UnknownNameError
 
 _MODELS: dict[str, type] = {}
+_LOADED = False
 
-# Modules whose import registers models. Listed here (not discovered by scanning) so that importing
-# deepgen stays fast and the set of models is explicit.
-_MODEL_MODULES = (
-    "deepgen.models.baselines",
-    "deepgen.models.vae",
-    "deepgen.models.gan",
-)
+
+def model_modules() -> list[str]:
+    """Every module under ``deepgen.models`` (discovered, so a new model file cannot be missed)."""
+    import deepgen.models as pkg
+
+    return sorted(m.name for m in pkgutil.walk_packages(pkg.__path__, prefix="deepgen.models."))
 
 
 def register(name: str):
     """Class decorator: add a :class:`~deepgen.models.base.GenerativeModel` subclass under ``name``."""
 
     def wrap(cls):
+        from deepgen.models.base import FAMILIES
+
+        if cls.family not in FAMILIES:
+            raise RuntimeError(f"model {name!r}: family {cls.family!r} is not one of {', '.join(FAMILIES)}")
         if name in _MODELS and _MODELS[name] is not cls:
             raise RuntimeError(f"model name {name!r} registered twice ({_MODELS[name]} and {cls})")
         cls.name = name
@@ -49,8 +54,18 @@ def temporary(name: str, cls: type):
 
 
 def _load_all() -> None:
-    for mod in _MODEL_MODULES:
+    global _LOADED
+    if _LOADED:
+        return
+    for mod in model_modules():
         importlib.import_module(mod)
+    _LOADED = True
+
+
+def model_names_with(capability: str) -> list[str]:
+    """Registered models that offer an input-driven capability (``complete``, ``translate``, ``edit``)."""
+    _load_all()
+    return sorted(n for n, c in _MODELS.items() if c.supports(capability))
 
 
 def model_names() -> list[str]:
@@ -79,6 +94,8 @@ def model_table() -> list[dict]:
                 "name": name,
                 "family": cls.family,
                 "density": cls.density_summary,
+                "conditional": cls.conditional,
+                "capabilities": cls.capabilities(),
                 "summary": doc[0] if doc else "",
             }
         )

@@ -15,10 +15,9 @@ from deepgen.metrics.likelihood import (
     ais_log_partition,
     bits_per_dim,
     logmeanexp_with_stderr,
-    mala_kernel,
-    metropolis_flip_kernel,
     summarize_nll,
 )
+from deepgen.samplers import mala_kernel, metropolis_flip_kernel
 from deepgen.train import build_model
 
 

@@ -1,134 +1,182 @@
-"""Every registered model, automatically: shapes, finite loss, gradients, save/load, determinism, a step."""
+"""Every registered model, automatically, on every data kind it supports.
+
+Models are discovered by the registry (every module under ``deepgen.models``); each runs with its
+own ``test_options`` and ``test_sample_options``. Checked for each model and dataset: shapes and a
+finite loss, samples on the data's support, labelled densities (also under ``torch.no_grad``, as the
+CLI calls them), that an optimiser step moves every parameter (through the trainer, so models with
+their own ``train_step`` -- GANs, CD-trained RBMs -- and identity-initialised flows are tested as they
+train), seeded determinism, and a checkpoint round trip. Conditional models get labels; a model
+that does not apply to a dataset says so with a DataError and is skipped there.
+"""
 
 from __future__ import annotations
+
+import sys
 
 import pytest
 import torch
 
-from conftest import small_options
+from conftest import sample_test_options, small_options
 from deepgen.errors import DataError, NoDensityError
-from deepgen.models.base import DensityKind
-from deepgen.registry import get_model_class, model_names
+from deepgen.models.base import CAPABILITIES, DATA_KINDS, FAMILIES, DensityKind, GenerativeModel
+from deepgen.registry import get_model_class, model_modules, model_names
 from deepgen.train import TrainConfig, Trainer, build_model, load_run
 
-DATASETS = ["moons", "digits", "binary_digits"]
+#: Test datasets by data kind (conftest fixtures). Every kind a model declares must have one here.
+DATASETS = {"examples": ["moons", "digits", "binary_digits"]}
+CASES = [(n, d) for n in model_names() for k in get_model_class(n).data_kinds for d in DATASETS.get(k, [])]
 
 
 def _build(name, ds, seed=0):
     try:
         return build_model(name, ds.info, small_options(name), seed=seed)
-    except DataError:
-        pytest.skip(f"{name} does not apply to {ds.info.name}")
+    except DataError as e:
+        pytest.skip(f"{name} does not apply to {ds.info.name}: {e}")
 
 
-def _loss(model, x):
-    """A differentiable scalar touching every parameter (GANs: both players' losses)."""
-    return model.loss(x)["loss"]
+def _labels(model, split, n):
+    return split.y[:n] if model.conditional else None
 
 
-@pytest.fixture(params=DATASETS)
+def _sample(model, n, seed):
+    return model.sample(n, generator=torch.Generator().manual_seed(seed), **sample_test_options(model.name))
+
+
+def _fit(model, ds, out, steps, seed=0):
+    cfg = TrainConfig(steps=steps, batch_size=16, seed=seed, progress=False, eval_every=0, log_every=1, ckpt_every=0)
+    return Trainer(model, ds, cfg, out, plots=False, quiet=True).fit()
+
+
+@pytest.fixture
 def ds(request):
     return request.getfixturevalue(request.param)
 
 
-@pytest.mark.parametrize("name", model_names())
-def test_shapes_and_finite_loss(name, ds):
+def _params(cases):
+    return pytest.mark.parametrize("name, ds", cases, indirect=["ds"], ids=[f"{n}-{d}" for n, d in cases])
+
+
+@_params(CASES)
+def test_shapes_finite_loss_and_samples_on_support(name, ds):
     model = _build(name, ds)
-    x = ds.train.x[:16]
+    x, y = ds.train.x[:16], _labels(model, ds.train, 16)
     model.initialize(x)
-    out = model.loss(x)
-    assert out["loss"].dim() == 0 and torch.isfinite(out["loss"])
-    s = model.sample(5, generator=torch.Generator().manual_seed(0))
-    assert s.shape == (5, *ds.info.shape)
-    assert torch.isfinite(s).all()
+    if type(model).loss is not GenerativeModel.loss:  # models trained only by train_step have no loss
+        out = model.loss(x, y)
+        assert out["loss"].dim() == 0 and torch.isfinite(out["loss"])
+    model.eval()
+    for grad in (True, False):  # the CLI samples under no_grad; a Langevin sampler must still work
+        with torch.set_grad_enabled(grad):
+            s = _sample(model, 5, 0)
+        assert s.shape == (5, *ds.info.shape) and torch.isfinite(s).all()
+        assert not s.requires_grad
     if ds.info.is_discrete:  # samples lie on the data's lattice
         k = s * (ds.info.levels - 1)
         assert torch.allclose(k, k.round(), atol=1e-5) and s.min() >= 0 and s.max() <= 1
 
 
-@pytest.mark.parametrize("name", model_names())
+@_params(CASES)
 def test_density_is_labelled(name, ds):
     model = _build(name, ds)
-    x = ds.test.x[:8]
+    model.eval()
+    x, y = ds.test.x[:8], _labels(model, ds.test, 8)
     kind = model.density_kind
     assert isinstance(kind, DensityKind)
-    if kind in (DensityKind.NONE, DensityKind.UNNORMALISED):
+    if kind == DensityKind.NONE:
         with pytest.raises(NoDensityError, match="no"):
-            model.log_likelihood(x)
+            model.log_likelihood(x, y=y)
         with pytest.raises(NoDensityError):
-            model.log_prob(x)
+            model.log_prob(x, y)
         return
-    ll = model.log_likelihood(x)
-    assert ll.values.shape == (8,) and torch.isfinite(ll.values).all()
-    assert ll.kind == kind and ll.method
+    model.prepare_likelihood(x)
+    for grad in (True, False):
+        with torch.set_grad_enabled(grad):
+            ll = model.log_likelihood(x, y=y)
+        assert ll.values.shape == (8,) and torch.isfinite(ll.values).all()
+        assert not ll.values.requires_grad, "log-likelihood values must be detached"
+        assert ll.kind == kind and ll.method
+    if kind == DensityKind.UNNORMALISED:
+        return
     if ds.info.is_discrete:  # a probability mass: log P <= 0 (bounds and estimates too)
         assert (ll.values <= 1e-4).all()
+    if model.eval_k:
+        est = model.log_likelihood(x, y=y, k=3)
+        assert est.values.shape == (8,) and torch.isfinite(est.values).all()
+    for method in model.likelihood_methods:
+        alt = model.log_likelihood(x, y=y, method=method)
+        assert alt.values.shape == (8,) and torch.isfinite(alt.values).all()
 
 
-@pytest.mark.parametrize("name", model_names())
-def test_gradient_reaches_every_parameter(name, ds):
+@_params(CASES)
+def test_a_training_step_moves_every_parameter(name, ds, tmp_path):
+    """Two optimiser steps through the trainer: the first may only move the layers an identity
+    initialisation leaves with gradients (zero-initialised couplings); after the second every
+    parameter must have moved."""
     model = _build(name, ds)
-    model.initialize(ds.train.x[:16])
-    _loss(model, ds.train.x[:16]).backward()
-    missing = [
-        n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)
-    ]
-    assert not missing, f"no gradient reaches {missing}"
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    _fit(model, ds, tmp_path, steps=2)
+    frozen = [n for n, p in model.named_parameters() if p.requires_grad and torch.equal(before[n], p.detach())]
+    assert not frozen, f"no training step reached {frozen}"
 
 
-@pytest.mark.parametrize("name", model_names())
-def test_seeded_runs_are_identical(name, moons, tmp_path):
-    cfg = TrainConfig(steps=4, batch_size=16, seed=7, progress=False, eval_every=0, ckpt_every=0)
+@_params(CASES)
+def test_seeded_runs_are_identical(name, ds, tmp_path):
     runs = []
     for i in range(2):
-        model = _build(name, moons, seed=3)
-        Trainer(model, moons, cfg, tmp_path / str(i), plots=False, quiet=True).fit()
+        model = _build(name, ds, seed=3)
+        _fit(model, ds, tmp_path / str(i), steps=3, seed=7)
         runs.append(model)
     a, b = runs
-    for pa, pb in zip(a.parameters(), b.parameters()):
-        assert torch.equal(pa, pb)
-    sa = a.sample(7, generator=torch.Generator().manual_seed(1))
-    sb = b.sample(7, generator=torch.Generator().manual_seed(1))
-    assert torch.equal(sa, sb)
+    for (n, pa), pb in zip(a.named_parameters(), b.parameters()):
+        assert torch.equal(pa, pb), n
+    assert torch.equal(_sample(a, 7, 1), _sample(b, 7, 1))
 
 
-@pytest.mark.parametrize("name", model_names())
-def test_training_step_and_checkpoint_round_trip(name, ds, tmp_path):
+@_params(CASES)
+def test_checkpoint_round_trip(name, ds, tmp_path):
     model = _build(name, ds)
-    before = [p.detach().clone() for p in model.parameters()]
-    cfg = TrainConfig(steps=3, batch_size=16, progress=False, eval_every=0, log_every=1, ckpt_every=0)
-    Trainer(model, ds, cfg, tmp_path, plots=False, quiet=True).fit()
-    assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters())), "a step changed nothing"
+    _fit(model, ds, tmp_path, steps=2)
     loaded = load_run(tmp_path)
     model.eval()
     for (k1, v1), (k2, v2) in zip(model.state_dict().items(), loaded.model.state_dict().items()):
-        assert k1 == k2 and torch.equal(v1, v2)
-    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
-    assert torch.equal(model.sample(4, generator=g1), loaded.model.sample(4, generator=g2))
-    if model.density_kind == DensityKind.EXACT:
-        x = ds.test.x[:4]
-        assert torch.equal(model.log_prob(x), loaded.model.log_prob(x))
+        assert k1 == k2 and torch.equal(v1, v2), k1
+    assert torch.equal(_sample(model, 4, 5), _sample(loaded.model, 4, 5))
+    if model.density_kind in (DensityKind.EXACT, DensityKind.UNNORMALISED):
+        x, y = ds.test.x[:4], _labels(model, ds.test, 4)
+        assert torch.equal(model.log_likelihood(x, y=y).values, loaded.model.log_likelihood(x, y=y).values)
 
 
 @pytest.mark.parametrize("name", model_names())
 def test_model_metadata(name):
     cls = get_model_class(name)
     assert cls.name == name
-    assert cls.family != "?" and cls.__doc__ and cls.density_summary
-    # the paper (or a book) is cited in the module docstring
-    import sys
+    assert cls.family in FAMILIES, f"{name}: family {cls.family!r} is not one of {FAMILIES}"
+    assert cls.__doc__ and cls.density_summary
+    assert set(cls.data_kinds) <= set(DATA_KINDS)
+    assert any(k in DATASETS for k in cls.data_kinds), f"{name}: no test dataset for its data kinds {cls.data_kinds}"
+    assert set(cls.capabilities()) <= set(CAPABILITIES)
+    cls.sample_options(**cls.test_sample_options)  # test options are valid sampling options
+    build_cfg = cls.Config
+    from deepgen.config import from_dict
 
-    doc = sys.modules[cls.__module__].__doc__ or ""
-    assert any(ch.isdigit() for ch in doc), f"{cls.__module__} docstring cites no paper/year"
+    from_dict(build_cfg, cls.test_options)
+    if cls.__module__.startswith("deepgen."):  # the paper (or a book) is cited in the module docstring
+        doc = sys.modules[cls.__module__].__doc__ or ""
+        assert any(ch.isdigit() for ch in doc), f"{cls.__module__} docstring cites no paper/year"
 
 
-def test_vae_gaussian_decoder_variants(moons):
-    for std in ("shared", "per-example"):
-        model = (
-            _build("vae", moons)
-            if std == "shared"
-            else build_model("vae", moons.info, {**small_options("vae"), "decoder_std": std}, seed=0)
-        )
-        x = moons.test.x[:8]
-        assert torch.isfinite(model.loss(x)["loss"]) and model.sample(3).shape == (3, 2)
-        assert torch.isfinite(model.log_likelihood(x, k=4).values).all()
+def test_every_model_module_is_discovered():
+    """A model file anywhere under deepgen.models registers without being listed by hand."""
+    import importlib
+
+    registered = {get_model_class(n).__module__ for n in model_names()}
+    for mod in model_modules():
+        m = importlib.import_module(mod)
+        if "@register(" in (open(m.__file__).read() if m.__file__ else ""):
+            assert mod in registered, f"{mod} uses @register but registered no model"
+
+
+def test_unconditional_models_refuse_labels(digits):
+    model = build_model("vae", digits.info, small_options("vae"), seed=0)
+    with pytest.raises(Exception, match="unconditional"):
+        model.sample(2, y=torch.tensor([0, 1]))

@@ -93,3 +93,47 @@ def fmt(v, digits: int = 4) -> str:
     if isinstance(v, float):
         return f"{v:.{digits}g}" if abs(v) < 1e5 else f"{v:.3e}"
     return str(v)
+
+
+def add_sample_args(p: argparse.ArgumentParser, per_model: bool = False) -> None:
+    """``-s KEY=VALUE`` sampling options and ``--label/--labels`` for conditional models."""
+    g = p.add_argument_group("sampling")
+    meta = "MODEL.KEY=VALUE" if per_model else "KEY=VALUE"
+    g.add_argument(
+        "-s",
+        "--sample-option",
+        action="append",
+        metavar=meta,
+        help="a sampling option of the model (see 'deepgen list -v'), e.g. -s steps=50 -s sampler=ddim",
+    )
+    if not per_model:
+        g.add_argument("--label", type=int, help="class of every sample (conditional models)")
+        g.add_argument("--labels", help="comma-separated classes, cycled over the samples (conditional models)")
+
+
+def sample_options(args) -> dict:
+    """``{key: value}`` from repeated ``-s KEY=VALUE`` (typed later by the model's SampleConfig)."""
+    return parse_overrides(getattr(args, "sample_option", None))
+
+
+def labels_for(args, model, n: int):
+    """(n,) labels from ``--label``/``--labels`` (None when neither is given); checked by the model."""
+    import torch
+
+    from deepgen.errors import ConfigError
+
+    if getattr(args, "label", None) is not None and getattr(args, "labels", None):
+        raise ConfigError("give --label or --labels, not both")
+    if getattr(args, "label", None) is not None:
+        y = torch.full((n,), args.label, dtype=torch.long)
+    elif getattr(args, "labels", None):
+        try:
+            vals = [int(v) for v in args.labels.split(",") if v.strip()]
+        except ValueError:
+            raise ConfigError(f"--labels must be comma-separated integers, got {args.labels!r}") from None
+        if not vals:
+            raise ConfigError("--labels is empty")
+        y = torch.tensor(vals, dtype=torch.long).repeat(n // len(vals) + 1)[:n]
+    else:
+        return None
+    return model.check_labels(y, n)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from deepgen.cli.common import EXAMPLES_FMT, add_data_args, data_spec
+from deepgen.cli.common import EXAMPLES_FMT, add_data_args, add_sample_args, data_spec
 
 EPILOG = """Examples:
   deepgen compare --data digits --models independent,vae,gan --steps 1500 --out runs/cmp
   deepgen compare --data 8gaussians --models gmm,vae,gan --steps 3000 --out runs/toy
   deepgen compare --data mnist --data-dir ~/data --models vae,gan -o vae.latent_dim=32 --out runs/mnist
+  deepgen compare --data digits --models vae,gan -s vae.mean=true --out runs/cmp   # per-model sampling options
 Writes table.md, table.csv, report.html (sample grids, density maps for 2D data) and results.json.
 """
 
@@ -33,10 +34,12 @@ def add_parser(sub):
     p.add_argument("--features", help="feature network (default by image shape; inception:PATH for FID proper)")
     p.add_argument("--threads", type=int)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_sample_args(p, per_model=True)
     p.set_defaults(func=run)
 
 
 def per_model_options(items: list[str] | None, models: list[str]) -> dict[str, dict]:
+    """``["vae.latent_dim=8"]`` -> ``{"vae": {"latent_dim": "8"}}`` (each model must be in ``models``)."""
     from deepgen.errors import ConfigError
 
     out: dict[str, dict] = {}
@@ -68,6 +71,7 @@ def run(args) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         options=per_model_options(args.option, models),
+        sample_options=per_model_options(args.sample_option, models),
         k=args.k,
         n_samples=args.n_samples,
         features=args.features,

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deepgen.cli.common import EXAMPLES_FMT, add_data_args, fmt, spec_for_run, write_json
+from deepgen.cli.common import (
+    EXAMPLES_FMT,
+    add_data_args,
+    add_sample_args,
+    fmt,
+    sample_options,
+    spec_for_run,
+    write_json,
+)
 
 EPILOG = """Examples:
   deepgen eval runs/vae-digits                       # the run's own data (test split)
+  deepgen eval runs/vae-digits --full                # the papers' budget (e.g. K = 5000 importance samples)
+  deepgen eval runs/ddpm-digits -s sampler=ddim -s steps=50 --method ode
   deepgen eval runs/gan-mnist --data mnist --data-dir ~/data --n-samples 10000
   deepgen eval runs/x --features inception:~/data/pt_inception-2015-12-05-6726825d.pth
 Writes RUN/eval.json (or --out). Metrics that do not apply print n/a with the reason.
@@ -25,17 +35,21 @@ def add_parser(sub):
     p.add_argument("run", metavar="RUN")
     add_data_args(p, required=False)
     p.add_argument("--out", help="JSON output (default RUN/eval.json)")
-    p.add_argument("--k", type=int, help="Monte Carlo samples for bounds/estimates (default 100 for VAEs)")
+    p.add_argument("--k", type=int, help="Monte Carlo samples for bounds/estimates (default: the model's budget)")
+    p.add_argument("--method", help="a likelihood method the model offers besides its default (deepgen list -v)")
+    p.add_argument("--full", action="store_true", help="the papers' evaluation budget (slow; e.g. K = 5000)")
     p.add_argument("--n-samples", type=int, help="samples for quality metrics (default: size of the reference)")
     p.add_argument("--features", help="feature network: deepgen-digits, deepgen-mnist, inception:PATH or a file")
     p.add_argument("--weights", choices=["auto", "ema", "raw"], default="auto")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
+    add_sample_args(p)
     p.set_defaults(func=run)
 
 
 def print_metrics(result: dict) -> None:
-    print(f"{result['model']} ({result['family']}, density: {result['density_kind']}) on {result['data']}")
+    how = f", sampled with {result['sampling']}" if result.get("sampling") else ""
+    print(f"{result['model']} ({result['family']}, density: {result['density_kind']}{how}) on {result['data']}")
     width = max(len(m["label"]) for m in result["metrics"].values())
     for m in result["metrics"].values():
         if m["value"] is None:
@@ -63,7 +77,21 @@ def run(args) -> int:
     ds = load_dataset(spec, loaded.info)
     check_compatible(loaded.info, ds.info)
     torch.manual_seed(args.seed)
-    result = evaluate(loaded.model, ds, k=args.k, n_samples=args.n_samples, seed=args.seed, features=args.features)
+    if getattr(args, "label", None) is not None or getattr(args, "labels", None):
+        from deepgen.errors import ConfigError
+
+        raise ConfigError("eval samples every class in turn; --label/--labels apply to 'deepgen sample'")
+    result = evaluate(
+        loaded.model,
+        ds,
+        k=args.k,
+        method=args.method,
+        full=args.full,
+        n_samples=args.n_samples,
+        seed=args.seed,
+        features=args.features,
+        sample_options=sample_options(args),
+    )
     result.update({"run": str(loaded.path), "step": loaded.step, "weights": loaded.weights})
     print_metrics(result)
     out = Path(args.out) if args.out else loaded.path / "eval.json"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from deepgen.cli.common import EXAMPLES_FMT
 
 
@@ -17,12 +15,18 @@ def add_parser(sub):
     )
     p.add_argument("--models", action="store_true", help="only models")
     p.add_argument("--datasets", action="store_true", help="only datasets")
-    p.add_argument("-v", "--verbose", action="store_true", help="also show each model's options")
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also show each model's options (-o), sampling options (-s), likelihood methods and capabilities",
+    )
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from deepgen.data import dataset_table
+    from deepgen.models.base import config_fields
     from deepgen.registry import get_model_class, model_table
 
     both = not (args.models or args.datasets)
@@ -35,8 +39,20 @@ def run(args) -> int:
         for r in rows:
             print(f"{r['name']:<{w}}  {r['family']:<{fw}}  {r['density']:<{dw}}  {r['summary']}")
             if args.verbose:
-                for f in dataclasses.fields(get_model_class(r["name"]).Config):
-                    print(f"{'':<{w}}    -o {f.name}={f.default!r}")
+                cls = get_model_class(r["name"])
+                for flag, which in (("-o", "Config"), ("-s", "SampleConfig")):
+                    for f in config_fields(cls, which):
+                        opt = f"{flag} {f['name']}={_show(f['default'])}"
+                        print(f"{'':<{w}}    {opt:<34} {f['help']}".rstrip())
+                extras = []
+                if cls.conditional:
+                    extras.append("conditional (--label/--labels)")
+                if cls.likelihood_methods:
+                    extras.append(f"--method {'|'.join(cls.likelihood_methods)}")
+                if r["capabilities"]:
+                    extras.append("offers " + ", ".join(r["capabilities"]))
+                if extras:
+                    print(f"{'':<{w}}    " + "; ".join(extras))
         print()
     if args.datasets or both:
         rows = dataset_table()
@@ -45,3 +61,12 @@ def run(args) -> int:
         for r in rows:
             print(f"{r['name']:<{w}}  {r['description']}")
     return 0
+
+
+def _show(v) -> str:
+    """A default as the user would type it after ``-o KEY=``."""
+    if isinstance(v, tuple):
+        return ",".join(map(str, v))
+    if isinstance(v, bool):
+        return str(v).lower()
+    return str(v)

@@ -7,11 +7,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deepgen.cli.common import EXAMPLES_FMT
+from deepgen.cli.common import EXAMPLES_FMT, add_sample_args, labels_for, sample_options
 
 EPILOG = """Examples:
   deepgen sample runs/vae-digits -n 64 --out samples.png
+  deepgen sample runs/vae-digits -n 64 --out means.png -s mean=true     # a sampling option
   deepgen sample runs/gan-moons -n 10000 --out samples.npy --seed 1
+  deepgen sample runs/cond-digits -n 30 --labels 0,1,2 --out grid.png   # conditional models
 .npy files hold samples in the data's own units: integer levels 0..L-1 for discrete data,
 un-standardised values for continuous data. PNG: an image grid, or a scatter/density plot for 2D data.
 """
@@ -37,6 +39,7 @@ def add_parser(sub):
     )
     p.add_argument("--batch-size", type=int, default=1000)
     p.add_argument("--device", default="cpu")
+    add_sample_args(p)
     p.set_defaults(func=run)
 
 
@@ -52,18 +55,26 @@ def run(args) -> int:
         raise DeepgenError(f"-n must be positive, got {args.n}")
     loaded = load_run(args.run, device=args.device, weights=args.weights)
     model, info = loaded.model, loaded.info
+    opts = model.sample_options(**sample_options(args))
+    y = labels_for(args, model, args.n)
+    if out.suffix == ".png" and not (info.is_image or info.dim == 2):
+        raise DeepgenError(f"PNG output needs image or 2D data; {info.name} has shape {info.shape}: use .npy")
     g = torch.Generator(device=args.device).manual_seed(args.seed)
+    parts = []
     with torch.no_grad():
-        parts = [model.sample(min(args.batch_size, args.n - i), generator=g) for i in range(0, args.n, args.batch_size)]
+        for i in range(0, args.n, args.batch_size):
+            m = min(args.batch_size, args.n - i)
+            parts.append(model.sample(m, generator=g, y=None if y is None else y[i : i + m], options=opts))
     x = torch.cat(parts)
     out.parent.mkdir(parents=True, exist_ok=True)
+    how = model.describe_sampling(opts)
     if out.suffix == ".npy":
         np.save(out, info.to_raw(x))
     elif info.is_image:
         save_image_grid(x, out)
-    elif info.dim == 2:
-        plot_2d(model, x, out, n_samples=min(args.n, 5000), generator=g, title=f"{model.name}: {args.n} samples")
-    else:
-        raise DeepgenError(f"PNG output needs image or 2D data; {info.name} has shape {info.shape}: use .npy")
-    print(f"wrote {args.n} samples from {loaded.path} (step {loaded.step}, {loaded.weights} weights) to {out}")
+    else:  # 2D: the model's density (when it has one) with its samples; no data panel
+        title = f"{model.name}: {args.n} samples" + (f" ({how})" if how else "")
+        plot_2d(model, None, out, n_samples=min(args.n, 5000), generator=g, title=title, samples=x[:5000])
+    extra = f", {how}" if how else ""
+    print(f"wrote {args.n} samples from {loaded.path} (step {loaded.step}, {loaded.weights} weights{extra}) to {out}")
     return 0

@@ -7,18 +7,10 @@ import csv
 import html
 from pathlib import Path
 
-FAMILY_ORDER = [
-    "reference",
-    "baseline",
-    "autoregressive",
-    "flow",
-    "vae",
-    "gan",
-    "energy",
-    "diffusion",
-    "implicit",
-    "hybrid",
-]
+from deepgen.models.base import FAMILIES
+
+#: Row order: the real-data reference first, then the families in the order models declare them.
+FAMILY_ORDER = ["reference", *FAMILIES]
 
 
 def _v(row: dict, key: str):
@@ -36,14 +28,21 @@ def _num(v, digits=3):
 
 
 def _density(row: dict) -> str:
+    """Whether the model has an exact density, and, separately, what the reported number is.
+
+    A flow on discrete data has an exact (continuous) density but reports its dequantisation
+    bound: "yes (bound reported)", never "no (bound)".
+    """
     kind = row.get("density_kind")
+    exact = row.get("has_exact_density", kind == "exact")
+    if exact:
+        return "yes" if kind == "exact" else f"yes ({kind} reported)"
     return {
-        "exact": "yes",
         "lower bound": "no (bound)",
         "estimate": "no (estimate)",
         "unnormalised": "no (unnormalised)",
         "none": "no",
-    }.get(kind, kind or "")
+    }.get(kind, kind or "no")
 
 
 def _nll_cell(row: dict, discrete: bool) -> str:
@@ -58,12 +57,18 @@ def _nll_cell(row: dict, discrete: bool) -> str:
     return f"{_num(e['value'])} ({kind})"
 
 
+def _model_cell(row: dict) -> str:
+    """The model's name and, when they are not its defaults, the sampling options that made the row."""
+    how = row.get("sampling")
+    return f"{row.get('model', '')} ({how})" if how else row.get("model", "")
+
+
 def columns(info) -> list[tuple[str, callable]]:
     """(header, cell function) for this kind of data."""
     discrete = info.is_discrete
     cols = [
         ("Family", lambda r: r.get("family", "")),
-        ("Model", lambda r: r.get("model", "")),
+        ("Model", _model_cell),
         ("Train (ex/s)", lambda r: _num(_v(r, "train_speed"), 0) if r.get("family") != "reference" else ""),
         (
             "Sample (samples/s)",
@@ -214,7 +219,7 @@ def render_html(title, headers, table, rows, result, info, meta) -> str:
         body.append(f"<tr{cls}>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
     cards = []
     for r in rows[1:]:
-        label = f"{r['model']} ({r['family']})"
+        label = f"{_model_cell(r)} ({r['family']})"
         imgs = _img(r.get("samples_png"), f"{r['model']} samples")
         if r.get("density_png"):
             imgs += _img(r["density_png"], f"{r['model']} density")

@@ -38,6 +38,7 @@ def run_compare(
     batch_size: int = 128,
     seed: int = 0,
     options: dict[str, dict] | None = None,
+    sample_options: dict[str, dict] | None = None,
     k: int | None = None,
     n_samples: int | None = None,
     features: str | None = None,
@@ -47,15 +48,17 @@ def run_compare(
 ) -> CompareResult:
     """Train each of ``models`` on ``spec`` with the same budget; measure and report them.
 
-    ``options``: per-model config overrides, e.g. ``{"vae": {"latent_dim": 8}}``. Every model uses its
-    own default learning rate (``train_defaults``); steps, batch size and seed are shared.
+    ``options``: per-model config overrides, e.g. ``{"vae": {"latent_dim": 8}}``; ``sample_options``:
+    per-model sampling options, e.g. ``{"ddpm": {"steps": 50}}``, recorded in each row. Every model
+    uses its own default learning rate (``train_defaults``); steps, batch size and seed are shared.
     """
     from deepgen.compare.report import write_reports
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for name in models:
-        get_model_class(name)  # unknown names fail before any training
+    sample_opts = {}
+    for name in models:  # unknown names and options fail before any training
+        sample_opts[name] = get_model_class(name).sample_options(**(sample_options or {}).get(name, {}))
     ds = load_dataset(spec)
     if threads:
         torch.set_num_threads(threads)
@@ -93,7 +96,9 @@ def run_compare(
         peak = peak_memory_mb()
         torch.manual_seed(seed)
         # after fit() the model holds the weights evaluation uses (the EMA when one is kept)
-        result = evaluate(model, ds, k=k, n_samples=n_samples, seed=seed, quality=quality)
+        result = evaluate(
+            model, ds, k=k, n_samples=n_samples, seed=seed, quality=quality, sample_options=sample_opts[name].__dict__
+        )
         if ds.info.dim == 2:
             (out / "density").mkdir(exist_ok=True)
             result["density_png"] = str(plot_density_only(model, bounds, out / "density" / f"{name}.png", name))
@@ -122,6 +127,7 @@ def run_compare(
         "data": to_dict(spec),
         "data_info": ds.info.to_dict(),
         "models": models,
+        "sample_options": {m: o.__dict__ for m, o in sample_opts.items()},
         "steps": steps,
         "batch_size": batch_size,
         "seed": seed,

@@ -7,7 +7,13 @@
 
 Names: the 2D toys (``moons``, ``circles``, ``8gaussians``, ``25gaussians``, ``checkerboard``,
 ``2spirals``, ``pinwheel``, ``swissroll``), ``digits`` (bundled), ``mnist`` and ``binarized-mnist``
-(from ``--data-dir`` / ``$DEEPGEN_DATA``), or a path: ``.npy``, ``.csv`` or a folder of images.
+(from ``--data-dir`` / ``$DEEPGEN_DATA``), signals ``signal:china``, ``signal:flower``, ``signal:waves``,
+``signal:chirp`` (:mod:`deepgen.data.signals`), the scene ``scene:spheres`` (:mod:`deepgen.data.scenes`),
+unpaired domains ``domains:digits-inverted``, ``domains:digits-transposed`` (:mod:`deepgen.data.domains`),
+or a path: ``.npy``, ``.csv`` or a folder of images (:mod:`deepgen.data.user_files`).
+
+Every :class:`Dataset` has a kind (``ds.info.kind``): ``examples``, ``signal``, ``scene`` or ``domains``;
+callers ask it (and ``info.row_shape`` / ``info.target_shape``) rather than guessing from shapes.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import numpy as np
 import torch
 
 from deepgen.config import check_positive
-from deepgen.data import images, toy2d
+from deepgen.data import domains, images, scenes, signals, toy2d
 from deepgen.data.base import (
     DataInfo,
     Dataset,
@@ -28,10 +34,10 @@ from deepgen.data.base import (
     check_examples,
     check_finite,
     check_levels,
-    to_model_space,
 )
-from deepgen.data.files import read_table, split_indices, standardisation
-from deepgen.data.transforms import binarize_dynamic, binarize_threshold
+from deepgen.data.files import split_indices
+from deepgen.data.transforms import binarize_dynamic
+from deepgen.data.user_files import make_split, read_user_array, train_val_rows
 from deepgen.errors import DataError, UnknownNameError
 
 __all__ = ["DataInfo", "DataSpec", "Dataset", "Split", "load_dataset", "load_eval_split", "dataset_table"]
@@ -47,7 +53,9 @@ class DataSpec:
         binarize: ``"dynamic"`` draws Bernoulli(x) afresh for every training batch (test data is
             binarised once with a fixed seed); ``"threshold"`` uses ``x > 0.5``.
         image_size, channels: resize image folders to ``image_size`` squared, grey (1) or RGB (3).
-        levels: declare that a file's values are integers ``0..levels-1`` (2 for binary data).
+        levels: declare that a file's values are integers ``0..levels-1`` (2 for binary data). Without it,
+            a file whose values are all integers in 0..255 is read as discrete (one line on stderr says so).
+        continuous: read a file as real-valued data even when every value is an integer (CLI ``--continuous``).
         standardize: standardise continuous files column-wise with train-split statistics.
         n_train: training points drawn for the 2D toys (validation 5,000, test 10,000).
         val_fraction: share of a file (or of digits/MNIST train) held out for validation.
@@ -61,6 +69,7 @@ class DataSpec:
     channels: int | None = None
     levels: int | None = None
     standardize: bool = True
+    continuous: bool = False
     n_train: int = 50_000
     val_fraction: float = 0.1
     seed: int = 0
@@ -69,6 +78,8 @@ class DataSpec:
         check_positive(self, "image_size", "n_train")
         if self.levels is not None and self.levels < 2:
             raise DataError(f"levels must be >= 2, got {self.levels}")
+        if self.levels is not None and self.continuous:
+            raise DataError("levels and continuous contradict each other: pass one of --levels L, --continuous")
         if self.channels not in (None, 1, 3):
             raise DataError(f"channels must be 1 or 3, got {self.channels}")
         if not 0 <= self.val_fraction < 1:
@@ -80,6 +91,9 @@ NAMED = {
     "digits": "scikit-learn 8x8 digits, 17 levels, 1437 train / 360 test, bundled (no download)",
     "mnist": "MNIST 28x28, 256 levels, 54k/6k/10k; IDX files from --data-dir or $DEEPGEN_DATA",
     "binarized-mnist": "static binarised MNIST (Larochelle), 50k/10k/10k; .amat(.gz) from --data-dir",
+    **{f"signal:{k}": v for k, v in signals.SIGNALS.items()},
+    **{f"scene:{k}": v for k, v in scenes.SCENES.items()},
+    **{f"domains:{k}": v for k, v in domains.DOMAINS.items()},
 }
 
 
@@ -94,7 +108,7 @@ def dataset_table() -> list[dict]:
 def _images_to_splits(parts: dict[str, tuple[np.ndarray, np.ndarray | None]], levels: int) -> dict[str, Split]:
     out = {}
     for k, (x, y) in parts.items():
-        out[k] = Split(to_model_space(x, levels), None if y is None else torch.from_numpy(np.asarray(y, np.int64)))
+        out[k] = Split.from_codes(x, levels, None if y is None else torch.from_numpy(np.asarray(y, np.int64)))
     return out
 
 
@@ -132,70 +146,40 @@ def _load_named(spec: DataSpec) -> tuple[DataInfo, dict[str, Split], str]:
     raise AssertionError(name)
 
 
-def _read_path(spec: DataSpec, info: DataInfo | None = None) -> tuple[np.ndarray, int | None]:
-    """Raw array of a user path and its number of levels.
-
-    Levels come from ``--levels``, else from the run being scored (``info``), else 256 for image
-    folders and uint8 image stacks; every value is checked against them.
-    """
-    path = Path(spec.name).expanduser()
-    if path.is_dir():
-        if spec.levels is not None:
-            raise DataError(
-                f"{path}: --levels does not apply to image folders (8-bit pixels); "
-                "use --binarize threshold or dynamic for binary data"
-            )
-        return images.load_image_folder(path, spec.image_size, spec.channels), 256
-    arr = read_table(path)
-    if arr.ndim == 3:
-        arr = arr[:, None]
-    levels = spec.levels
-    if levels is None and info is not None and spec.binarize == "none":  # a binarising run's levels are 2
-        levels = info.levels
-    if levels is None and arr.dtype == np.uint8 and arr.ndim == 4:
-        levels = 256
-    if levels is not None:
-        check_levels(arr, levels, str(path))
-    return arr, levels
-
-
-def _prepare_path(spec: DataSpec, arr: np.ndarray, levels: int | None, info: DataInfo | None):
-    """Model-space tensor of a user array; reuse ``info``'s standardisation when given (a run's)."""
-    src = spec.name
-    if info is not None and tuple(arr.shape[1:]) != tuple(info.shape):
-        raise DataError(f"{src}: examples have shape {tuple(arr.shape[1:])}, the run was trained on {info.shape}")
-    if levels is not None:
-        return to_model_space(arr, levels), info or DataInfo(src, tuple(arr.shape[1:]), levels)
-    x = arr.astype(np.float64)
-    if info is None:
-        if spec.standardize:
-            mean, std = standardisation(x)
-            info = DataInfo(
-                src,
-                tuple(arr.shape[1:]),
-                None,
-                None,
-                tuple(map(float, mean.ravel())),
-                tuple(map(float, std.ravel())),
-            )
-        else:
-            info = DataInfo(src, tuple(arr.shape[1:]))
-    return torch.from_numpy(info.standardize(x).astype(np.float32)), info
-
-
 def _binarize(info: DataInfo, splits: dict[str, Split], mode: str, source: str):
+    """Binary codes for evaluation splits (and for train under ``threshold``); dynamic keeps grey train codes."""
     if info.levels is None:
         raise DataError(f"{source}: --binarize needs discrete data in [0, 1]; this data is continuous")
-    if mode == "threshold":
-        splits = {k: Split(binarize_threshold(s.x), s.y) for k, s in splits.items()}
-        transform = None
-    else:
-        g = torch.Generator().manual_seed(1234)  # evaluation data are binarised once, reproducibly
-        splits = {k: Split(s.x if k == "train" else binarize_dynamic(s.x, g), s.y) for k, s in splits.items()}
+    out, transform = {}, None
+    g = torch.Generator().manual_seed(1234)  # evaluation data are binarised once, reproducibly
+    for k, s in splits.items():
+        if mode == "threshold":  # x > 0.5 exactly, in integer arithmetic: k / (L-1) > 1/2  <=>  2k > L-1
+            codes = (s.storage.to(torch.int32) * 2 > s.levels - 1).to(torch.uint8)
+        elif k == "train":
+            out[k] = s  # grey levels, binarised afresh for every batch by batch_transform
+            continue
+        else:
+            codes = binarize_dynamic(s.x, g).to(torch.uint8)
+        out[k] = Split(codes, s.y, levels=2)
+    if mode == "dynamic":
         transform = binarize_dynamic
     name = f"{info.name}[{mode}-binarized]"
-    info = DataInfo(name, info.shape, 2, info.num_classes)
-    return info, splits, transform
+    return DataInfo(name, info.shape, 2, info.num_classes), out, transform
+
+
+def _load_structured(spec: DataSpec) -> Dataset:
+    """Signals, scenes and domain pairs (names ``signal:``, ``scene:``, ``domains:``)."""
+    prefix, name = spec.name.split(":", 1)
+    if prefix == "domains":
+        digits = load_dataset(
+            DataSpec("digits", binarize=spec.binarize, val_fraction=spec.val_fraction, seed=spec.seed)
+        )
+        return domains.named_domains(name, digits, spec.seed).to_dataset()
+    if spec.binarize != "none":
+        raise DataError(f"{spec.name}: --binarize applies to discrete examples; a {prefix} has float targets")
+    if prefix == "signal":
+        return signals.named_signal(name, spec.image_size).to_dataset()
+    return scenes.synthetic_scene(name, size=spec.image_size or 32).to_dataset()
 
 
 def load_dataset(spec: DataSpec | str, info: DataInfo | None = None) -> Dataset:
@@ -205,19 +189,21 @@ def load_dataset(spec: DataSpec | str, info: DataInfo | None = None) -> Dataset:
     statistics and must have the run's example shape.
     """
     spec = DataSpec(spec) if isinstance(spec, str) else spec
+    if ":" in spec.name and spec.name in NAMED:
+        return _load_structured(spec)
     if spec.name in NAMED:
         info_new, splits, source = _load_named(spec)
     else:
         path = Path(spec.name).expanduser()
         if not path.exists():
             raise UnknownNameError("dataset", spec.name, list(NAMED) + ["PATH.npy", "PATH.csv", "DIR/"])
-        arr, levels = _read_path(spec, info)
+        arr, levels = read_user_array(spec, info)
         if len(arr) < 2:
             raise DataError(f"{spec.name}: has {len(arr)} example(s); training needs at least 2")
-        tr, va = split_indices(len(arr), spec.val_fraction, spec.seed)
-        x, info_new = _prepare_path(spec, arr[tr], levels, info)
-        xv, _ = _prepare_path(spec, arr[va], levels, info_new)
-        splits = {"train": Split(x), "val": Split(xv), "test": Split(xv)}
+        tr, va = train_val_rows(arr, spec.val_fraction, spec.seed)
+        train, info_new = make_split(spec, arr, tr, levels, info)
+        val, _ = make_split(spec, arr, va, levels, info_new)
+        splits = {"train": train, "val": val, "test": val}
         source = str(path)
     transform = None
     if spec.binarize != "none":
@@ -237,9 +223,9 @@ def load_eval_split(spec: DataSpec | str, info: DataInfo | None = None) -> tuple
     path = Path(spec.name).expanduser()
     if not path.exists():
         raise UnknownNameError("dataset", spec.name, list(NAMED) + ["PATH.npy", "PATH.csv", "DIR/"])
-    arr, levels = _read_path(spec, info)
-    x, info_new = _prepare_path(spec, arr, levels, info)
-    split = Split(x)
+    arr, levels = read_user_array(spec, info)
+    rows = slice(None) if isinstance(arr, np.memmap) else np.arange(len(arr))
+    split, info_new = make_split(spec, arr, rows, levels, info)
     if spec.binarize != "none":
         info_new, parts, _ = _binarize(info_new, {"test": split}, spec.binarize, spec.name)
         split = parts["test"]
@@ -248,6 +234,8 @@ def load_eval_split(spec: DataSpec | str, info: DataInfo | None = None) -> tuple
 
 def check_compatible(run_info: DataInfo, data_info: DataInfo) -> None:
     """Raise DataError when data cannot be scored by a model trained on ``run_info``."""
+    if run_info.kind != data_info.kind:
+        raise DataError(f"{data_info.name}: data are of kind {data_info.kind}, the run was trained on {run_info.kind}")
     if tuple(run_info.shape) != tuple(data_info.shape):
         raise DataError(
             f"{data_info.name}: examples have shape {data_info.shape}, the run was trained on {run_info.shape}"
@@ -259,11 +247,12 @@ def check_compatible(run_info: DataInfo, data_info: DataInfo) -> None:
 
 
 def validate_tensor(x: torch.Tensor, info: DataInfo, source: str = "input") -> None:
-    """Check a batch passed from Python: shape, finiteness and value range for ``info``."""
+    """Check a batch of rows passed from Python: shape (``info.row_shape``), finiteness and value range."""
     if not isinstance(x, torch.Tensor):
         raise DataError(f"{source}: expected a torch.Tensor, got {type(x).__name__}")
-    if tuple(x.shape[1:]) != tuple(info.shape):
-        raise DataError(f"{source}: expected examples of shape {tuple(info.shape)}, got batch shape {tuple(x.shape)}")
+    if tuple(x.shape[1:]) != tuple(info.row_shape):
+        what = {"signal": "coordinates", "scene": "rays"}.get(info.kind, "examples")
+        raise DataError(f"{source}: expected {what} of shape {tuple(info.row_shape)}, got batch shape {tuple(x.shape)}")
     arr = x.detach().cpu().numpy()
     check_examples(arr, source)
     check_finite(arr, source)

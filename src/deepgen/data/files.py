@@ -11,11 +11,16 @@ import numpy as np
 from deepgen.data.base import check_examples, check_finite
 from deepgen.errors import DataError
 
+#: ``.npy`` files larger than this are memory-mapped (copy-on-write: the file is never modified) instead
+#: of read into memory; rows are then read from disk as they are indexed.
+MMAP_BYTES = 512 * 2**20
+
 
 def read_npy(path: Path) -> np.ndarray:
-    """A numeric array from ``.npy`` (no pickles: object arrays are refused)."""
+    """A numeric array from ``.npy`` (no pickles: object arrays are refused); memory-mapped when large."""
+    mmap = "c" if path.stat().st_size > MMAP_BYTES else None
     try:
-        arr = np.load(path, allow_pickle=False)
+        arr = np.load(path, allow_pickle=False, mmap_mode=mmap)
     except ValueError as e:
         raise DataError(f"{path}: not a plain numeric .npy array ({e})") from None
     except (OSError, EOFError) as e:

@@ -1,13 +1,16 @@
-"""Data transforms with their log-determinants: dequantisation, rescaling, logit, binarisation.
+"""Data transforms that are not bijections: dequantisation, quantisation, snapping, binarisation.
 
-Densities move between spaces by the change-of-variables rule; every function here that changes
-space returns ``log|det dy/dx|`` per example (shape (B,)) so that likelihoods can be reported in the
+Densities move between spaces by the change-of-variables rule; a function here that changes space
+returns ``log|det dy/dx|`` per example (shape (B,)) so that likelihoods can be reported in the
 data's own units. For discrete data with ``L`` levels held as ``x = k / (L - 1)``:
 
     log P(k) >= E_u[ log p_model((k + u) / L) ] - D log L,     u ~ U[0, 1)^D
 
 (Theis et al., 2016, arXiv:1511.01844), which is why a continuous-density model on discrete data
 reports a *bound*.
+
+Invertible maps with log-determinants (RealNVP's logit, rescaling, sigmoid, ...) are bijectors and
+live in :mod:`deepgen.bijectors` (``Logit``, ``Rescale``), with one direction convention.
 """
 
 from __future__ import annotations
@@ -15,10 +18,6 @@ from __future__ import annotations
 import math
 
 import torch
-
-
-def _sum_dims(t: torch.Tensor) -> torch.Tensor:
-    return t.flatten(1).sum(1)
 
 
 def dequantize(
@@ -50,29 +49,6 @@ def snap(x: torch.Tensor, levels: int | None) -> torch.Tensor:
     if levels is None:
         return x
     return torch.round(torch.clamp(x, 0, 1) * (levels - 1)) / (levels - 1)
-
-
-def rescale(x: torch.Tensor, scale: float, shift: float = 0.0):
-    """``y = scale * x + shift``; returns ``(y, log_det)`` with ``log_det = D log|scale|``."""
-    d = x[0].numel()
-    return x * scale + shift, torch.full((x.shape[0],), d * math.log(abs(scale)), dtype=x.dtype, device=x.device)
-
-
-def logit_transform(x: torch.Tensor, alpha: float = 0.05):
-    """RealNVP's logit: ``y = logit(alpha + (1 - 2 alpha) x)`` for x in (0, 1) (Dinh et al. 2017).
-
-    Returns ``(y, log_det)``; ``log_det = sum[log(1 - 2 alpha) - log s - log(1 - s)]`` with
-    ``s = alpha + (1 - 2 alpha) x``.
-    """
-    s = alpha + (1 - 2 * alpha) * x
-    y = torch.log(s) - torch.log1p(-s)
-    log_det = _sum_dims(math.log(1 - 2 * alpha) - torch.log(s) - torch.log1p(-s))
-    return y, log_det
-
-
-def inverse_logit_transform(y: torch.Tensor, alpha: float = 0.05) -> torch.Tensor:
-    """Inverse of :func:`logit_transform`."""
-    return (torch.sigmoid(y) - alpha) / (1 - 2 * alpha)
 
 
 def binarize_dynamic(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

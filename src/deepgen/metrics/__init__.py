@@ -14,12 +14,13 @@ from deepgen.metrics.likelihood import (
     bits_per_dim,
     importance_sampled_log_likelihood,
     logmeanexp_with_stderr,
-    mala_kernel,
-    metropolis_flip_kernel,
     summarize_nll,
 )
 from deepgen.metrics.precision_recall import precision_recall
 from deepgen.metrics.toy2d import mode_coverage
+
+# AIS transition kernels: implemented in deepgen.samplers, re-exported for backward compatibility.
+from deepgen.samplers.mcmc import mala_kernel, metropolis_flip_kernel
 
 __all__ = [
     "GaussianStats",

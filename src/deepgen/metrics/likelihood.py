@@ -19,6 +19,22 @@ from dataclasses import dataclass
 
 import torch
 
+# The MCMC kernels live in deepgen.samplers; re-exported here so existing imports keep working.
+from deepgen.samplers.mcmc import Kernel, mala_kernel, metropolis_flip_kernel
+
+__all__ = [
+    "LOG2",
+    "Kernel",
+    "NLLSummary",
+    "ais_log_partition",
+    "bits_per_dim",
+    "importance_sampled_log_likelihood",
+    "logmeanexp_with_stderr",
+    "mala_kernel",
+    "metropolis_flip_kernel",
+    "summarize_nll",
+]
+
 LOG2 = math.log(2.0)
 
 
@@ -110,9 +126,6 @@ def importance_sampled_log_likelihood(
 # Annealed importance sampling (Neal, 2001, arXiv:physics/9803008)
 # --------------------------------------------------------------------------------------------------
 
-Kernel = Callable[[torch.Tensor, float, torch.Generator | None], torch.Tensor]
-
-
 def ais_log_partition(
     log_f0: Callable[[torch.Tensor], torch.Tensor],
     sample_f0: Callable[[int, torch.Generator | None], torch.Tensor],
@@ -128,7 +141,8 @@ def ais_log_partition(
 
     Runs ``n_chains`` chains along the geometric path ``f_b = f0^(1-b) f1^b`` for ``b`` in ``betas``
     (default: a sigmoid schedule with ``n_steps`` steps). ``transition(x, b, generator)`` must leave
-    ``f_b`` invariant (e.g. Gibbs sampling for RBMs, :func:`mala_kernel` for continuous models).
+    ``f_b`` invariant (:func:`deepgen.samplers.metropolis_flip_kernel` for binary models,
+    :func:`deepgen.samplers.mala_kernel` for continuous ones).
     ``sample_f0`` draws exact samples from the normalised ``f0``.
 
     Returns ``(estimate, stderr)`` in nats: ``log mean_i w_i`` over chains and its delta-method
@@ -152,71 +166,3 @@ def ais_log_partition(
                 lf0, lf1 = log_f0(x).double(), log_f1(x).double()
     est, se = logmeanexp_with_stderr(log_w.unsqueeze(0))
     return est.item(), se.item()
-
-
-def mala_kernel(
-    log_f0: Callable[[torch.Tensor], torch.Tensor],
-    log_f1: Callable[[torch.Tensor], torch.Tensor],
-    step_size: float = 0.05,
-    n_sub: int = 1,
-) -> Kernel:
-    """Metropolis-adjusted Langevin kernel for ``f_b = f0^(1-b) f1^b`` (continuous x, (B, ...)).
-
-    Each call makes ``n_sub`` MALA moves with step ``step_size``; the Metropolis-Hastings correction
-    makes ``f_b`` exactly invariant, which AIS needs for an unbiased estimate.
-    """
-
-    def log_fb(x, b):
-        return (1 - b) * log_f0(x) + b * log_f1(x)
-
-    def grad_log(x, b):
-        with torch.enable_grad():
-            x = x.detach().requires_grad_(True)
-            lp = log_fb(x, b)
-            (g,) = torch.autograd.grad(lp.sum(), x)
-        return lp.detach(), g
-
-    def step(x, b, generator):
-        for _ in range(n_sub):
-            lp, g = grad_log(x, b)
-            noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-            prop = x + step_size * g + math.sqrt(2 * step_size) * noise
-            lp_p, g_p = grad_log(prop, b)
-            fwd = -((prop - x - step_size * g) ** 2).flatten(1).sum(1) / (4 * step_size)
-            bwd = -((x - prop - step_size * g_p) ** 2).flatten(1).sum(1) / (4 * step_size)
-            log_accept = lp_p - lp + bwd - fwd
-            u = torch.rand(x.shape[0], generator=generator, dtype=torch.float64, device=x.device)
-            accept = (torch.log(u) < log_accept.double()).view(-1, *([1] * (x.dim() - 1)))
-            x = torch.where(accept, prop, x)
-        return x
-
-    return step
-
-
-def metropolis_flip_kernel(
-    log_f0: Callable[[torch.Tensor], torch.Tensor],
-    log_f1: Callable[[torch.Tensor], torch.Tensor],
-    n_sweeps: int = 1,
-) -> Kernel:
-    """Single-site Metropolis kernel for binary x in {0, 1}^D, invariant for ``f0^(1-b) f1^b``.
-
-    Each sweep proposes flipping every coordinate once, in order; suited to AIS on small binary
-    energy models (RBMs) whose own Gibbs kernels do not follow the geometric path.
-    """
-
-    def step(x, b, generator):
-        shape = x.shape
-        x = x.flatten(1).clone()
-        lp = (1 - b) * log_f0(x.view(shape)) + b * log_f1(x.view(shape))
-        for _ in range(n_sweeps):
-            for d in range(x.shape[1]):
-                prop = x.clone()
-                prop[:, d] = 1 - prop[:, d]
-                lp_p = (1 - b) * log_f0(prop.view(shape)) + b * log_f1(prop.view(shape))
-                u = torch.rand(x.shape[0], generator=generator, dtype=torch.float64, device=x.device)
-                acc = torch.log(u) < (lp_p - lp).double()
-                x = torch.where(acc.unsqueeze(1), prop, x)
-                lp = torch.where(acc, lp_p, lp)
-        return x.view(shape)
-
-    return step

@@ -19,13 +19,35 @@ Training contract (read by :class:`deepgen.train.Trainer`, which never subclasse
   ``train_step(x, y, ctx)`` and call ``ctx.step(loss, "name")`` / ``ctx.next_batch()``.
 * ``configure_optimizers(cfg)`` returns named optimisers; ``initialize(x)`` runs once on the first
   batch of a fresh run (data-dependent init such as actnorm); persistent state such as MCMC replay
-  buffers lives in registered buffers, so checkpoints hold it.
+  buffers lives in registered buffers, so checkpoints hold it (``per_rank_buffers`` names those that
+  differ between DDP ranks).
+
+Sampling contract:
+
+* ``sample(n, *, generator=None, y=None, **options)`` is the public entry point. It parses
+  ``options`` into the model's frozen ``SampleConfig`` dataclass (strings from the command line are
+  typed by its annotations, unknown names list the valid ones), checks the labels ``y`` and calls
+  ``_sample(n, options, generator=..., y=...)``, which a model implements.
+  :meth:`GenerativeModel.describe_sampling` turns options into the words a report prints
+  (``"DDIM, 50 steps"``).
+* Labels: ``conditional = True`` models receive ``y`` in ``loss``, ``_sample``, ``log_prob`` and
+  ``log_likelihood``; unconditional models given labels raise a one-line :class:`ConfigError`.
+* Generation driven by an input is a declared capability, a method a model may implement:
+  ``complete(x, mask)`` (fill in the unobserved part), ``translate(x)`` (map to the other domain),
+  ``edit(x, strength)`` (partial noising and denoising). ``model.capabilities()`` lists those a
+  model offers; callers ask, they never check a model's name or family.
+
+Density contract: ``log_likelihood(x, *, y=None, k=None, method=None)`` returns a labelled
+:class:`LogLikelihood`; ``likelihood_methods`` names the numbers a model can offer besides its
+default (a diffusion model's bound and its ODE likelihood), and ``prepare_likelihood(data)`` runs
+once before a dataset is scored (an RBM's AIS estimate of log Z), so nothing global is recomputed
+per batch. Models may enable autograd inside ``_sample`` and ``log_likelihood`` (Langevin
+sampling, ODE likelihoods): callers run them under ``torch.no_grad()``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -35,7 +57,7 @@ from torch import nn
 
 from deepgen.data.base import DataInfo
 from deepgen.data.transforms import dequantize, quantize, snap
-from deepgen.errors import DataError, NoDensityError
+from deepgen.errors import ConfigError, DataError, DeepgenError, NoDensityError
 
 if TYPE_CHECKING:
     from deepgen.train.engine import StepContext, TrainConfig
@@ -64,17 +86,52 @@ class LogLikelihood:
         kind: exact / lower bound / estimate / unnormalised.
         method: how it was computed, e.g. ``"ELBO"``, ``"importance sampling, K=100"``.
         stderr: (B,) standard error of each estimate, when it is a Monte Carlo estimate.
+        shared_stderr: standard error shared by every example (e.g. of an AIS estimate of log Z,
+            which enters every value): it does not average out over a test set.
+
+    Values are always detached from autograd (``.numpy()`` works on them).
     """
 
     values: torch.Tensor
     kind: DensityKind
     method: str
     stderr: torch.Tensor | None = None
+    shared_stderr: float | None = None
+
+    def __post_init__(self):
+        self.kind = DensityKind(self.kind)
+        self.values = self.values.detach()
+        if self.stderr is not None:
+            self.stderr = self.stderr.detach()
 
 
 @dataclass(frozen=True)
 class EmptyConfig:
     """For models without options."""
+
+
+@dataclass(frozen=True)
+class NoSampleOptions:
+    """This model has no sampling options."""
+
+
+#: Families a model may declare, in the order reports group them (the compare table reads it).
+FAMILIES = ("baseline", "autoregressive", "flow", "vae", "gan", "energy", "diffusion", "implicit", "hybrid")
+
+#: Input-driven generation a model may offer, with what each does (``deepgen list`` prints these).
+CAPABILITIES = {
+    "complete": "complete(x, mask): fill in the entries of x where mask is False",
+    "translate": "translate(x): map examples to the other domain",
+    "edit": "edit(x, strength): partially noise x and denoise it (strength in [0, 1])",
+}
+
+#: Data kinds (``DataInfo.kind``): i.i.d. examples, one signal as coordinates -> values, a scene of
+#: posed images, two unpaired domains.
+DATA_KINDS = ("examples", "signal", "scene", "domains")
+
+
+class UnsupportedError(DeepgenError):
+    """A model was asked for a capability (completion, translation, editing, ...) it does not offer."""
 
 
 class GenerativeModel(nn.Module):
@@ -95,6 +152,30 @@ class GenerativeModel(nn.Module):
     conditional: ClassVar[bool] = False
     #: DDP option: set False for models whose buffers are per-rank state (e.g. replay buffers).
     ddp_broadcast_buffers: ClassVar[bool] = True
+    #: Names of registered buffers that are per-rank state (replay buffers, persistent chains): the
+    #: engine neither broadcasts them from rank 0 nor lets rank 0's copy overwrite the others'.
+    per_rank_buffers: ClassVar[tuple[str, ...]] = ()
+    #: Sampling options (a frozen dataclass with defaults); see :meth:`sample`.
+    SampleConfig: ClassVar[type] = NoSampleOptions
+    #: Whether the *model* defines an exact density (flows, autoregressive models), independent of
+    #: whether the number reported on some data is a bound (a flow on discrete data reports the
+    #: dequantisation bound of an exact continuous density).
+    has_exact_density: ClassVar[bool] = False
+    #: Extra names ``log_likelihood(method=...)`` accepts besides the default number.
+    likelihood_methods: ClassVar[tuple[str, ...]] = ()
+    #: Data kinds (see ``DATA_KINDS``) the model can be trained on.
+    data_kinds: ClassVar[tuple[str, ...]] = ("examples",)
+    #: Evaluation budget: Monte Carlo samples K for likelihood estimates (None: the model's number
+    #: needs none), K for ``--full`` (the papers' setting), and the number of samples drawn for
+    #: sample-quality metrics (None: chosen by the data).
+    eval_k: ClassVar[int | None] = None
+    eval_k_full: ClassVar[int | None] = None
+    eval_samples: ClassVar[int | None] = None
+    #: Small options for the test harness (tests/models): every registered model is trained,
+    #: sampled, scored and reloaded with these, so they must keep it fast on 2 cores.
+    test_options: ClassVar[dict[str, Any]] = {}
+    #: Cheap sampling options for the test harness (e.g. ``{"steps": 2}``).
+    test_sample_options: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, info: DataInfo, config: Any = None):
         super().__init__()
@@ -102,6 +183,20 @@ class GenerativeModel(nn.Module):
         self.config = config if config is not None else self.Config()
         if not isinstance(self.config, self.Config):
             raise TypeError(f"{type(self).__name__} expects a {self.Config.__name__}, got {type(config).__name__}")
+        kind = getattr(info, "kind", "examples")
+        if kind not in self.data_kinds:
+            raise DataError(f"{self.name} models {' or '.join(self.data_kinds)} data; {info.name} is {kind} data")
+        if self.conditional and not info.num_classes:
+            raise DataError(f"{self.name} is conditional and needs labelled data; {info.name} has no labels")
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the model's parameters (or buffers); CPU for a model with neither."""
+        for t in self.parameters():
+            return t.device
+        for t in self.buffers():
+            return t.device
+        return torch.device("cpu")
 
     # -- description ----------------------------------------------------------------------------
     @property
@@ -140,22 +235,148 @@ class GenerativeModel(nn.Module):
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, float]:
-        """Held-out metrics for the trainer's periodic evaluation (means over the batch)."""
+        """Held-out metrics for the trainer's periodic evaluation (means over the batch).
+
+        Normalised densities give ``nll`` (nats; raw units for continuous data) and ``bpd``
+        (discrete data); an unnormalised one gives ``neg_energy``, the mean of -E(x), which is
+        comparable between steps of one run only up to the unknown, changing log Z.
+        """
         out: dict[str, float] = {}
-        if self.density_kind not in (DensityKind.NONE, DensityKind.UNNORMALISED):
-            ll = self.log_likelihood(x)
+        y = y if self.conditional else None
+        if self.density_kind == DensityKind.UNNORMALISED:
+            out["neg_energy"] = self.log_likelihood(x, y=y).values.double().mean().item()
+        elif self.density_kind != DensityKind.NONE:
+            ll = self.log_likelihood(x, y=y)
             nll = -ll.values.double().mean().item()
             if self.info.is_discrete:
-                out["bpd"] = nll / (self.info.dim * math.log(2))
+                from deepgen.metrics.likelihood import bits_per_dim
+
+                out["bpd"] = bits_per_dim(nll, self.info.dim)
             else:
                 nll += self.info.log_scale  # raw data units, as deepgen eval/score report
             out["nll"] = nll
         return out
 
     # -- sampling ----------------------------------------------------------------------------------
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw ``n`` samples, shape (n, *info.shape), in the data's space (on its lattice if discrete)."""
-        raise NotImplementedError
+    def sample(
+        self, n: int, *, generator: torch.Generator | None = None, y: torch.Tensor | None = None, **options
+    ) -> torch.Tensor:
+        """Draw ``n`` samples, shape (n, *info.shape), in the data's space (on its lattice if discrete).
+
+        Args:
+            n: number of samples.
+            generator: all randomness comes from it (on the model's device), so a seed reproduces.
+            y: (n,) integer labels for a conditional model; None draws classes in turn
+                (0, 1, ..., C-1, 0, ...). An unconditional model given labels raises ConfigError.
+            options: the model's sampling options (``SampleConfig`` fields), as values or strings.
+
+        Returns detached samples (no autograd history), whatever the sampler did inside.
+        """
+        opts = self.sample_options(**options)
+        y = self.check_labels(y, n)
+        return self._sample(n, opts, generator=generator, y=y).detach()
+
+    def _sample(self, n: int, options: Any, *, generator: torch.Generator | None, y: torch.Tensor | None):
+        """The model's sampler, given parsed ``options`` (a ``SampleConfig``) and checked labels."""
+        raise NotImplementedError(f"{type(self).__name__} implements no sampler")
+
+    @classmethod
+    def sample_options(cls, **options) -> Any:
+        """Parse and validate sampling options into ``SampleConfig`` (ConfigError names valid ones)."""
+        if isinstance(options.get("options"), cls.SampleConfig) and len(options) == 1:
+            return options["options"]
+        from deepgen.config import from_dict
+
+        return from_dict(cls.SampleConfig, {k.replace("-", "_"): v for k, v in options.items()})
+
+    @classmethod
+    def describe_sampling(cls, options: Any = None) -> str:
+        """Words for reports: the options that differ from the defaults, e.g. ``"temperature=0.7"``.
+
+        Models override this to name their sampler (``"DDIM, 50 steps"``); "" means the defaults
+        of a model without options.
+        """
+        from deepgen.config import to_dict
+
+        if options is None or not dataclasses.fields(cls.SampleConfig):
+            return ""
+        default = to_dict(cls.SampleConfig())
+        return ", ".join(f"{k}={v}" for k, v in to_dict(options).items() if default.get(k) != v)
+
+    def check_labels(self, y: torch.Tensor | None, n: int, *, draw: bool = True) -> torch.Tensor | None:
+        """Labels for ``n`` examples on the model's device, checked; None for unconditional models.
+
+        A conditional model without labels gets classes in turn when ``draw`` (sampling), and a
+        DataError otherwise (a density of x given y needs y).
+        """
+        if not self.conditional:
+            if y is not None:
+                raise ConfigError(f"{self.name} is unconditional: it takes no labels (drop --label/--labels)")
+            return None
+        c = self.info.num_classes
+        if y is None:
+            if not draw:
+                raise DataError(f"{self.name} is conditional: pass the labels y of the examples")
+            return torch.arange(n, device=self.device) % c
+        y = torch.as_tensor(y, device=self.device)
+        if y.dim() == 0:
+            y = y.expand(n)
+        if y.shape != (n,) or y.dtype.is_floating_point:
+            raise DataError(f"{self.name}: labels must be {n} integers, got shape {tuple(y.shape)} {y.dtype}")
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= c):
+            raise DataError(f"{self.name}: labels must lie in 0..{c - 1}, got {int(y.min())}..{int(y.max())}")
+        return y.long()
+
+    # -- input-driven generation (declared capabilities) -------------------------------------------
+    @classmethod
+    def capabilities(cls) -> list[str]:
+        """The input-driven generation methods (``CAPABILITIES``) this model implements."""
+        return [c for c in CAPABILITIES if getattr(cls, c) is not getattr(GenerativeModel, c)]
+
+    @classmethod
+    def supports(cls, capability: str) -> bool:
+        if capability not in CAPABILITIES:
+            raise ValueError(f"unknown capability {capability!r}; known: {', '.join(CAPABILITIES)}")
+        return capability in cls.capabilities()
+
+    def _unsupported(self, capability: str) -> UnsupportedError:
+        from deepgen.registry import model_names_with
+
+        others = model_names_with(capability)
+        hint = f"; models that offer it: {', '.join(others)}" if others else "; no registered model offers it yet"
+        return UnsupportedError(f"{self.name} does not offer {capability}{hint}")
+
+    def complete(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        y: torch.Tensor | None = None,
+        **options,
+    ) -> torch.Tensor:
+        """Fill in ``x`` where ``mask`` is False (mask: bool, same shape as x; True = observed).
+
+        Returns (B, *shape) samples from p(x_unobserved | x_observed) with the observed entries
+        unchanged (autoregressive models sample in their ordering; others may approximate).
+        """
+        raise self._unsupported("complete")
+
+    def translate(self, x: torch.Tensor, *, generator: torch.Generator | None = None, **options) -> torch.Tensor:
+        """Map examples of one domain to the other (two-domain models such as CycleGAN)."""
+        raise self._unsupported("translate")
+
+    def edit(
+        self,
+        x: torch.Tensor,
+        strength: float,
+        *,
+        generator: torch.Generator | None = None,
+        y: torch.Tensor | None = None,
+        **options,
+    ) -> torch.Tensor:
+        """Partially noise ``x`` (``strength`` in [0, 1]: 0 returns x, 1 samples afresh) and denoise it."""
+        raise self._unsupported("edit")
 
     def to_data_space(self, x: torch.Tensor) -> torch.Tensor:
         """Clamp/snap raw network outputs onto the data's support (lattice for discrete data)."""
@@ -171,19 +392,38 @@ class GenerativeModel(nn.Module):
         """One sentence saying why this model has no (exact) density."""
         return f"its density kind is {self.density_kind}"
 
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """Exact log p(x) in nats, shape (B,). Only models with exact densities implement it."""
+    def log_prob(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Exact log p(x) (or log p(x | y)) in nats, shape (B,). Only models with exact densities implement it."""
         raise self._no_density("exact log-likelihood")
 
-    def log_likelihood(self, x: torch.Tensor, *, k: int | None = None) -> LogLikelihood:
-        """The best log-likelihood this model offers for ``x``, labelled.
+    def log_likelihood(
+        self, x: torch.Tensor, *, y: torch.Tensor | None = None, k: int | None = None, method: str | None = None
+    ) -> LogLikelihood:
+        """The log-likelihood this model offers for ``x`` (given labels ``y``), labelled.
 
         ``k``: number of Monte Carlo samples for models whose number is a bound or estimate
-        (ignored by exact models).
+        (ignored by exact models). ``method``: one of ``likelihood_methods`` for a number other
+        than the default. Values are detached; an unnormalised model returns -E(x) labelled
+        ``unnormalised``.
         """
+        self.check_method(method)
         if self.density_kind == DensityKind.EXACT:
-            return LogLikelihood(self.log_prob(x), DensityKind.EXACT, "exact")
+            return LogLikelihood(self.log_prob(x, y), DensityKind.EXACT, "exact")
         raise self._no_density("log-likelihood")
+
+    def check_method(self, method: str | None) -> None:
+        """Raise ConfigError for a ``method`` this model does not offer."""
+        if method is not None and method not in self.likelihood_methods:
+            valid = ", ".join(self.likelihood_methods) or "none besides the default"
+            raise ConfigError(f"{self.name} has no likelihood method {method!r}; methods: {valid}")
+
+    def prepare_likelihood(self, x: torch.Tensor | None = None, *, k: int | None = None, generator=None) -> None:
+        """Compute what every example's log-likelihood shares, once per evaluation.
+
+        Called by ``deepgen.evaluate`` (and ``deepgen score``) before scoring a dataset. An RBM
+        estimates log Z by AIS here; most models need nothing. ``x`` is (a sample of) the data to
+        be scored, ``k`` the evaluation budget.
+        """
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise DataError when ``x`` is not a batch of this model's data."""
@@ -204,14 +444,12 @@ class ContinuousDensityModel(GenerativeModel):
     """
 
     density_summary = "exact (dequantisation bound on discrete data)"
+    has_exact_density = True
+    eval_k_full = 100
 
     @property
     def density_kind(self) -> DensityKind:
         return DensityKind.BOUND if self.info.is_discrete else DensityKind.EXACT
-
-    def log_density(self, y: torch.Tensor) -> torch.Tensor:
-        """log p(y) in nats, (B,), for y in the continuous model space."""
-        raise NotImplementedError
 
     def to_continuous(self, x: torch.Tensor, generator: torch.Generator | None = None):
         """Data -> continuous model space: ``(y, log_det)``; dequantises discrete data."""
@@ -223,24 +461,30 @@ class ContinuousDensityModel(GenerativeModel):
         """Continuous model space -> data space (floor onto the lattice for discrete data)."""
         return quantize(y, self.info.levels) if self.info.is_discrete else y
 
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        y, log_det = self.to_continuous(x)
-        return self.log_density(y) + log_det
+    def log_density(self, v: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """log p(v) (or log p(v | y)) in nats, (B,), for v in the continuous model space."""
+        raise NotImplementedError
+
+    def log_prob(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        v, log_det = self.to_continuous(x)
+        return (self.log_density(v, y) if self.conditional else self.log_density(v)) + log_det
 
     def loss(self, x, y=None):
-        lp = self.log_prob(x)
+        lp = self.log_prob(x, y)
         nll = -lp.mean()
         return {"loss": nll / self.info.dim, "nll": nll.detach()}
 
-    def log_likelihood(self, x: torch.Tensor, *, k: int | None = None) -> LogLikelihood:
+    def log_likelihood(self, x, *, y=None, k=None, method=None) -> LogLikelihood:
+        self.check_method(method)
+        y = self.check_labels(y, len(x), draw=False)
         if not self.info.is_discrete:
-            return LogLikelihood(self.log_prob(x), DensityKind.EXACT, "exact")
+            return LogLikelihood(self.log_prob(x, y), DensityKind.EXACT, "exact")
         k = k or 1
         if k == 1:
-            return LogLikelihood(self.log_prob(x), DensityKind.BOUND, "uniform dequantisation, 1 sample")
+            return LogLikelihood(self.log_prob(x, y), DensityKind.BOUND, "uniform dequantisation, 1 sample")
         from deepgen.metrics.likelihood import logmeanexp_with_stderr
 
-        lw = torch.stack([self.log_prob(x) for _ in range(k)], 1)
+        lw = torch.stack([self.log_prob(x, y) for _ in range(k)], 1)
         est, se = logmeanexp_with_stderr(lw)
         return LogLikelihood(est, DensityKind.ESTIMATE, f"importance-weighted dequantisation, K={k}", se)
 
@@ -254,6 +498,8 @@ class LatentVariableModel(GenerativeModel):
     """
 
     density_summary = "lower bound (ELBO); estimate (importance sampling, K samples)"
+    eval_k = 100
+    eval_k_full = 5000
 
     @property
     def density_kind(self) -> DensityKind:
@@ -276,7 +522,9 @@ class LatentVariableModel(GenerativeModel):
 
         return importance_sampled_log_likelihood(lambda m: self.log_importance_weights(x, m), k, chunk)
 
-    def log_likelihood(self, x: torch.Tensor, *, k: int | None = None) -> LogLikelihood:
+    def log_likelihood(self, x, *, y=None, k=None, method=None) -> LogLikelihood:
+        self.check_method(method)
+        self.check_labels(y, len(x), draw=False)
         if not k or k <= 1:
             return LogLikelihood(self.elbo(x), DensityKind.BOUND, "ELBO")
         est, se = self.log_prob_estimate(x, k)
@@ -314,6 +562,37 @@ def require_levels(model: GenerativeModel, what: str, binary: bool = False) -> N
         )
 
 
-def config_fields(cls) -> list[dict]:
-    """Name, type and default of each config field (for ``deepgen list --verbose``)."""
-    return [{"name": f.name, "type": str(f.type), "default": f.default} for f in dataclasses.fields(cls.Config)]
+def config_fields(cls, which: str = "Config") -> list[dict]:
+    """Name, type, default and description of each field of ``cls.Config`` (or ``cls.SampleConfig``).
+
+    Descriptions come from the dataclass docstring's ``name: text`` lines (for ``deepgen list -v``
+    and ``--help``).
+    """
+    dc = getattr(cls, which)
+    docs = field_docs(dc)
+    return [
+        {"name": f.name, "type": str(f.type), "default": f.default, "help": docs.get(f.name, "")}
+        for f in dataclasses.fields(dc)
+    ]
+
+
+def field_docs(dc: type) -> dict[str, str]:
+    """``{field: description}`` parsed from lines ``name: text`` (or ``a, b: text``) of a docstring."""
+    import re
+
+    out: dict[str, str] = {}
+    names = {f.name for f in dataclasses.fields(dc)}
+    current: list[str] = []
+    for line in (dc.__doc__ or "").splitlines():
+        m = re.match(r"^\s*([\w, ]+):\s*(.*)$", line)
+        keys = [k.strip() for k in m.group(1).split(",")] if m else []
+        if keys and all(k in names for k in keys):
+            current = keys
+            for k in keys:
+                out[k] = m.group(2).strip()
+        elif current and line.strip() and not line.strip().endswith(":"):
+            for k in current:
+                out[k] += " " + line.strip()
+        else:
+            current = []
+    return out

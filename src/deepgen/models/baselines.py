@@ -19,14 +19,19 @@ import torch
 from torch import nn
 
 from deepgen.config import check_positive
-from deepgen.distributions import LOG_2PI, bernoulli_log_prob, gaussian_log_prob
-from deepgen.models.base import ContinuousDensityModel, DensityKind, LogLikelihood, require_levels
+from deepgen.distributions import LOG_2PI
+from deepgen.models.base import ContinuousDensityModel, DensityKind, LogLikelihood
+from deepgen.nn import likelihood_head
 from deepgen.registry import register
 
 
 @dataclass(frozen=True)
 class IndependentConfig:
-    """``likelihood``: auto picks bernoulli (binary), categorical (discrete) or gaussian (continuous)."""
+    """Options of :class:`Independent`.
+
+    Attributes:
+        likelihood: auto picks bernoulli (binary), categorical (discrete) or gaussian (continuous).
+    """
 
     likelihood: Literal["auto", "bernoulli", "categorical", "gaussian"] = "auto"
 
@@ -36,7 +41,10 @@ class Independent(ContinuousDensityModel):
     """Fully factorised p(x) = prod_d p(x_d): Bernoulli, categorical or diagonal Gaussian.
 
     Exact on discrete data (Bernoulli/categorical); a Gaussian on discrete data is a continuous
-    density and reports the dequantisation bound.
+    density and reports the dequantisation bound. The per-dimension likelihood is the shared
+    :func:`deepgen.nn.likelihood_head` fed with learned parameters broadcast over the batch
+    (``logits`` for Bernoulli (shape) and categorical (L, *shape); ``mean`` and ``log_std`` for the
+    Gaussian). Sampling has no options: the baseline samples its own density.
 
     >>> m = Independent(DataInfo("digits", (1, 8, 8), 17))
     >>> m.log_prob(torch.zeros(4, 1, 8, 8)).shape
@@ -53,31 +61,37 @@ class Independent(ContinuousDensityModel):
         lik = self.config.likelihood
         if lik == "auto":
             lik = "gaussian" if not info.is_discrete else ("bernoulli" if info.is_binary else "categorical")
+        # the log-std is a parameter of this model (``log_std``), handed to the head unfloored
+        self.likelihood = likelihood_head(info, lik, model=self.name, std="per-example", min_log_std=None)
         if lik == "bernoulli":
-            require_levels(self, "a Bernoulli likelihood", binary=True)
             self.logits = nn.Parameter(torch.zeros(info.shape))
         elif lik == "categorical":
-            require_levels(self, "a categorical likelihood")
             self.logits = nn.Parameter(torch.zeros(info.levels, *info.shape))
         else:
             self.mean = nn.Parameter(torch.full(info.shape, 0.5 if info.is_discrete else 0.0))
             self.log_std = nn.Parameter(torch.zeros(info.shape))
-        self.likelihood = lik
 
     @property
     def discrete_likelihood(self) -> bool:
-        return self.likelihood in ("bernoulli", "categorical")
+        return self.likelihood.is_mass
 
     @property
     def density_kind(self) -> DensityKind:
         return DensityKind.EXACT if self.discrete_likelihood else super().density_kind
 
+    def params(self) -> torch.Tensor:
+        """The head's parameters, (1, P, *shape): one set shared by every example."""
+        if self.discrete_likelihood:
+            return self.logits.unsqueeze(0)
+        return torch.stack([self.mean, self.log_std]).unsqueeze(0)
+
     @torch.no_grad()
     def initialize(self, x):
-        if self.likelihood == "bernoulli":
+        kind = self.likelihood.kind
+        if kind == "bernoulli":
             p = x.mean(0).clamp(0.01, 0.99)
             self.logits.copy_(torch.log(p) - torch.log1p(-p))
-        elif self.likelihood == "categorical":
+        elif kind == "categorical":
             k = torch.round(x * (self.info.levels - 1)).long()
             counts = torch.nn.functional.one_hot(k, self.info.levels).sum(0).movedim(-1, 0).float()
             self.logits.copy_(torch.log(counts + 1.0))
@@ -86,41 +100,35 @@ class Independent(ContinuousDensityModel):
             self.mean.copy_(y.mean(0))
             self.log_std.copy_(torch.log(y.std(0).clamp_min(1e-3)))
 
-    def log_density(self, y):
-        return gaussian_log_prob(self.mean, self.log_std, y)
+    def log_density(self, v, y=None):
+        return self.likelihood.log_density(self.params(), v)
 
-    def log_prob(self, x):
-        if self.likelihood == "bernoulli":
-            return bernoulli_log_prob(self.logits.expand_as(x), x)
-        if self.likelihood == "categorical":
-            # log-softmax once over the (L, D) table, then gather: no (B, L, D) tensor is formed
-            logp = torch.log_softmax(self.logits, 0).reshape(self.info.levels, -1)
-            k = torch.round(x.reshape(len(x), -1) * (self.info.levels - 1)).long()
-            return logp[k, torch.arange(k.shape[1], device=k.device)].sum(1)
-        return super().log_prob(x)
-
-    def log_likelihood(self, x, *, k=None):
+    def log_prob(self, x, y=None):
         if self.discrete_likelihood:
+            return self.likelihood.log_prob(self.params(), x)
+        return super().log_prob(x, y)
+
+    def log_likelihood(self, x, *, y=None, k=None, method=None):
+        if self.discrete_likelihood:
+            self.check_method(method)
+            self.check_labels(y, len(x), draw=False)
             return LogLikelihood(self.log_prob(x), DensityKind.EXACT, "exact")
-        return super().log_likelihood(x, k=k)
+        return super().log_likelihood(x, y=y, k=k, method=method)
 
     @torch.no_grad()
-    def sample(self, n, *, generator=None):
-        dev = next(self.parameters()).device
-        if self.likelihood == "bernoulli":
-            p = torch.sigmoid(self.logits).expand(n, *self.info.shape)
-            return torch.bernoulli(p, generator=generator)
-        if self.likelihood == "categorical":
-            probs = torch.softmax(self.logits, 0).movedim(0, -1).reshape(-1, self.info.levels)
-            k = torch.multinomial(probs, n, replacement=True, generator=generator).T  # (n, D)
-            return k.reshape(n, *self.info.shape).float() / (self.info.levels - 1)
-        eps = torch.randn((n, *self.info.shape), generator=generator, device=dev)
-        return self.from_continuous(self.mean + torch.exp(self.log_std) * eps)
+    def _sample(self, n, options, *, generator, y):
+        return self.likelihood.sample(self.params(), generator, n=n)
 
 
 @dataclass(frozen=True)
 class GMMConfig:
-    """``components``: mixture size; ``covariance``: full, diag, or auto (full up to 64 dims)."""
+    """Options of :class:`GaussianMixture`.
+
+    Attributes:
+        components: mixture size K.
+        covariance: full, diag, or auto (full up to 64 dimensions).
+        min_std: floor added to every component's standard deviations.
+    """
 
     components: int = 10
     covariance: Literal["auto", "full", "diag"] = "auto"
@@ -128,6 +136,22 @@ class GMMConfig:
 
     def __post_init__(self):
         check_positive(self, "components", "min_std")
+
+
+@dataclass(frozen=True)
+class GMMSampleConfig:
+    """Sampling options of :class:`GaussianMixture`.
+
+    Attributes:
+        temperature: scale of each component's standard deviations (1 samples the model; below 1
+            draws closer to the component means, as Glow's temperature, Kingma & Dhariwal, 2018,
+            arXiv:1807.03039).
+    """
+
+    temperature: float = 1.0
+
+    def __post_init__(self):
+        check_positive(self, "temperature")
 
 
 @register("gmm")
@@ -140,6 +164,8 @@ class GaussianMixture(ContinuousDensityModel):
 
     family = "baseline"
     Config = GMMConfig
+    SampleConfig = GMMSampleConfig
+    test_options = {"components": 3}
     train_defaults = {"lr": 1e-2}
 
     def __init__(self, info, config=None):
@@ -169,8 +195,9 @@ class GaussianMixture(ContinuousDensityModel):
         std = 0.5 * y.std(0).clamp_min(1e-2)  # narrower than the data: components start apart
         self.raw_diag.copy_(torch.log(torch.expm1(std)).expand_as(self.raw_diag))
 
-    def log_density(self, y):
-        y = y.flatten(1)
+    def log_density(self, v, y=None):
+        """Mixture log-density at v (B, *shape) in the continuous space, (B,) nats."""
+        y = v.flatten(1)
         L = self._scale_tril()
         diff = y.unsqueeze(1) - self.means  # (B, K, D)
         if self.full:
@@ -184,10 +211,9 @@ class GaussianMixture(ContinuousDensityModel):
         return torch.logsumexp(comp + torch.log_softmax(self.logits, 0), 1)
 
     @torch.no_grad()
-    def sample(self, n, *, generator=None):
-        dev = self.means.device
+    def _sample(self, n, options, *, generator, y):
         k = torch.multinomial(torch.softmax(self.logits, 0), n, replacement=True, generator=generator)
-        eps = torch.randn(n, self.info.dim, generator=generator, device=dev)
+        eps = options.temperature * torch.randn(n, self.info.dim, generator=generator, device=self.device)
         L = self._scale_tril()[k]
         y = self.means[k] + (torch.einsum("nij,nj->ni", L, eps) if self.full else L * eps)
         return self.from_continuous(y.view(n, *self.info.shape))

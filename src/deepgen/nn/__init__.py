@@ -1,6 +1,34 @@
-"""Shared network blocks: MLPs and convolutional encoders/decoders used across families."""
+"""Shared network blocks: MLPs, convolutional encoders/decoders, masked layers, likelihood heads."""
 
+from deepgen.nn.arch import arch_for
 from deepgen.nn.conv import ConvDecoder, ConvEncoder, downsample_sizes
+from deepgen.nn.heads import (
+    BernoulliHead,
+    CategoricalHead,
+    GaussianHead,
+    LikelihoodHead,
+    LogisticHead,
+    likelihood_head,
+)
+from deepgen.nn.masked import MaskedConv2d, MaskedLinear, made_degrees, made_masks, pixelcnn_mask
 from deepgen.nn.mlp import MLP, activation
 
-__all__ = ["MLP", "ConvEncoder", "ConvDecoder", "activation", "downsample_sizes"]
+__all__ = [
+    "MLP",
+    "BernoulliHead",
+    "CategoricalHead",
+    "ConvDecoder",
+    "ConvEncoder",
+    "GaussianHead",
+    "LikelihoodHead",
+    "LogisticHead",
+    "MaskedConv2d",
+    "MaskedLinear",
+    "activation",
+    "arch_for",
+    "downsample_sizes",
+    "likelihood_head",
+    "made_degrees",
+    "made_masks",
+    "pixelcnn_mask",
+]

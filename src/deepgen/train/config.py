@@ -17,7 +17,14 @@ class TrainConfig:
     ``*_every`` of 0 disables that periodic action; the final step always logs and checkpoints.
     ``ema_decay`` > 0 keeps an exponential moving average of the weights, which evaluation and
     sampling then use. ``threads`` None leaves torch's default (all cores; 1 per process under
-    torchrun).
+    torchrun). ``device``: ``auto`` (a GPU when there is one), ``cpu``, ``cuda`` or ``cuda:N``.
+
+    ``grad_accum`` N > 1 sums the gradients of N consecutive batches of ``batch_size`` before each
+    optimiser step: for a model trained through ``loss`` (the default ``train_step``) one step then
+    equals one step on a batch of ``N * batch_size`` (the same examples, the same mean loss), with
+    the memory of one batch. ``precision="bf16"`` runs each step's forward under bfloat16 autocast
+    (backward, optimiser, evaluation stay fp32). ``compile`` wraps the model's loss in
+    ``torch.compile`` (models with the default ``train_step`` only).
     """
 
     steps: int = 2000
@@ -37,9 +44,14 @@ class TrainConfig:
     threads: int | None = None
     device: str = "auto"
     progress: bool = True
+    grad_accum: int = 1
+    precision: Literal["fp32", "bf16"] = "fp32"
+    compile: bool = False
 
     def __post_init__(self):
-        check_positive(self, "steps", "batch_size", "lr", "threads", "eval_examples")
+        check_positive(self, "steps", "batch_size", "lr", "threads", "eval_examples", "grad_accum")
+        if self.precision not in ("fp32", "bf16"):
+            raise ConfigError(f"TrainConfig.precision must be fp32 or bf16, got {self.precision!r}")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"TrainConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.grad_clip is not None and self.grad_clip <= 0:
@@ -60,5 +72,17 @@ class TrainConfig:
         return 1.0
 
 
-#: Fields that may change when a run is resumed without changing its result.
-RESUMABLE_CHANGES = ("steps", "progress", "log_every", "eval_every", "eval_examples", "ckpt_every", "device")
+#: Fields that may change when a run is resumed. Most leave the result as it was; ``device``,
+#: ``threads`` and ``compile`` change where and how fast it runs (floating-point results may then
+#: differ in the last bits, as between any two machines).
+RESUMABLE_CHANGES = (
+    "steps",
+    "progress",
+    "log_every",
+    "eval_every",
+    "eval_examples",
+    "ckpt_every",
+    "device",
+    "threads",
+    "compile",
+)

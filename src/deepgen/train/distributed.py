@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from deepgen.errors import ConfigError
+
 
 @dataclass
 class DistInfo:
@@ -32,12 +34,29 @@ class DistInfo:
 
 
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` (GPU ``local_rank`` when CUDA is available, else CPU), ``cpu``, ``cuda``, ``cuda:N``.
+
+    ``cuda`` without an index means this process's local rank (one GPU per process under torchrun).
+    A device this machine does not have is a one-line :class:`ConfigError`, not a CUDA traceback.
+    """
     if name == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device(f"cuda:{local_rank}")
-    return dev
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cpu":
+        return torch.device("cpu")
+    if dev.type != "cuda":
+        raise ConfigError(f"device {name!r} is not supported; use auto, cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        why = "this torch was built without CUDA" if torch.version.cuda is None else "no GPU is visible"
+        raise ConfigError(f"device {name!r}: CUDA is not available ({why}); use --device cpu or auto")
+    index = local_rank if dev.index is None else dev.index
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise ConfigError(f"device {name!r}: this machine has {count} GPU(s) (cuda:0..cuda:{count - 1})")
+    return torch.device(f"cuda:{index}")
 
 
 def setup(device: str = "auto") -> DistInfo:
@@ -61,24 +80,42 @@ def teardown(info: DistInfo) -> None:
 
 
 def all_reduce_grads(params: list[torch.nn.Parameter], world_size: int) -> None:
-    """Average gradients over ranks in one flattened all-reduce (for models trained without DDP)."""
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
+    """Average gradients over ranks in one flattened all-reduce (for models trained without DDP).
+
+    Every rank sends a buffer of the same layout: all parameters in order, zeros where a rank has
+    no gradient (a parameter its batch did not reach), plus one has-gradient flag per parameter.
+    Skipping missing gradients instead would make the ranks' buffers differ in length (a hang, or
+    gradients added to the wrong parameters). After the sum, a parameter some rank had a gradient
+    for gets the average over all ranks on every rank (the missing ones counted as zero, which is
+    the gradient of the global mean loss); one no rank touched keeps ``grad = None`` everywhere,
+    so optimisers skip it alike.
+    """
+    if not params:
         return
-    flat = torch.cat([g.reshape(-1) for g in grads])
+    ref = params[0]
+    flags = torch.tensor([p.grad is not None for p in params], dtype=ref.dtype, device=ref.device)
+    parts = [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params]
+    flat = torch.cat([*parts, flags])
     dist.all_reduce(flat)
     flat /= world_size
     offset = 0
-    for g in grads:
-        n = g.numel()
-        g.copy_(flat[offset : offset + n].view_as(g))
+    for p, had in zip(params, flat[-len(params) :].tolist()):
+        n = p.numel()
+        if had > 0:
+            avg = flat[offset : offset + n].view_as(p)
+            if p.grad is None:
+                p.grad = avg.to(p.dtype, copy=True)
+            else:
+                p.grad.copy_(avg)
         offset += n
 
 
-def broadcast_module(module: torch.nn.Module) -> None:
-    """Make every rank hold rank 0's parameters and buffers."""
-    for t in list(module.parameters()) + list(module.buffers()):
-        dist.broadcast(t.data, src=0)
+def broadcast_module(module: torch.nn.Module, skip: tuple[str, ...] = ()) -> None:
+    """Make every rank hold rank 0's parameters and buffers, except the per-rank buffers in ``skip``."""
+    named = list(module.named_parameters()) + list(module.named_buffers())
+    for name, t in named:
+        if name not in skip:
+            dist.broadcast(t.data, src=0)
 
 
 def any_rank(flag: bool, info: DistInfo) -> bool:

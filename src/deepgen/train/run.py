@@ -1,7 +1,8 @@
-"""Build models by name and load trained runs back."""
+"""Build models by name, load trained runs back, and start a new model from part of a trained one."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,3 +79,93 @@ def load_run(path: str | Path, *, device: str | torch.device = "cpu", weights: s
     model.to(device).eval()
     run_dir = path if path.is_dir() else path.parent
     return LoadedRun(model, info, spec, tcfg, int(ckpt["step"]), run_dir, "ema" if use_ema else "raw")
+
+
+_MODULE_PATH = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*)?$")
+
+
+def parse_init_spec(spec: str) -> tuple[Path, str, str]:
+    """``RUN[:SRC[=DST]]`` -> (run path, source submodule, target submodule); "" is the whole model.
+
+    ``RUN:encoder`` loads the run's ``encoder`` into the new model's ``encoder``;
+    ``RUN:=vqvae`` loads the whole run into the new model's ``vqvae``; ``RUN:net=prior.net`` maps
+    one dotted path onto another. A ``RUN`` path that exists as written is never split on ``:``.
+    """
+    if ":" not in spec or Path(spec).exists():
+        return Path(spec), "", ""
+    run, _, part = spec.rpartition(":")
+    src, eq, dst = part.partition("=")
+    if not eq:
+        dst = src
+    for name in (src, dst):
+        if not _MODULE_PATH.match(name):
+            raise ConfigError(f"--init-from {spec}: {name!r} is not a submodule path (e.g. encoder or vq.encoder)")
+    return Path(run), src, dst
+
+
+def _submodule(model: torch.nn.Module, path: str, what: str, spec: str, hint: str = "") -> torch.nn.Module:
+    if not path:
+        return model
+    try:
+        return model.get_submodule(path)
+    except AttributeError:
+        children = ", ".join(n for n, _ in model.named_children()) or "none"
+        raise ConfigError(
+            f"--init-from {spec}: {what} has no submodule {path!r} (its submodules: {children}){hint}"
+        ) from None
+
+
+def init_from(model: GenerativeModel, spec: str, *, strict: bool = True) -> dict[str, Any]:
+    """Copy trained weights from run ``RUN`` into (part of) ``model``; returns a provenance record.
+
+    ``spec`` is ``RUN[:SRC[=DST]]`` (see :func:`parse_init_spec`). The weights are those the source
+    run evaluates with (its EMA when it kept one). ``strict`` (default) requires the two parts to
+    hold exactly the same tensor names; shapes must match in any case. Every problem is one
+    :class:`ConfigError` line. Multi-stage models (a VQ-VAE's learned prior, latent or absorbing
+    diffusion over a trained autoencoder) start from a trained first stage this way:
+
+    >>> init_from(prior_model, "runs/vqvae:=vqvae")     # the whole VQ-VAE run into .vqvae
+    >>> init_from(model, "runs/vae:encoder")            # just the encoder
+
+    The weights are copied into ``model``'s own tensors, so a checkpoint of the new run holds them
+    and loading it never reads ``RUN`` again.
+    """
+    run, src, dst = parse_init_spec(spec)
+    loaded = load_run(run)
+    source = loaded.model
+    hint = ""
+    if src and src == dst and src.split(".")[0] not in dict(source.named_children()):
+        hint = f"; to load the whole run into {dst!r} write {run}:={dst}"
+    src_mod = _submodule(source, src, f"run {run} ({source.name})", spec, hint)
+    dst_mod = _submodule(model, dst, f"the new model ({model.name})", spec)
+    state, target = src_mod.state_dict(), dst_mod.state_dict()
+    prefix = f"{dst}." if dst else ""
+    for k, v in state.items():
+        if k in target and tuple(target[k].shape) != tuple(v.shape):
+            raise ConfigError(
+                f"--init-from {spec}: {prefix}{k} has shape {tuple(target[k].shape)} in the new model "
+                f"but {tuple(v.shape)} in {run} (different model options?)"
+            )
+    missing = [k for k in target if k not in state]
+    unexpected = [k for k in state if k not in target]
+    if strict and (missing or unexpected):
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} tensor(s) of the new part not in the run (e.g. {prefix}{missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} tensor(s) of the run not in the new part (e.g. {unexpected[0]})")
+        raise ConfigError(f"--init-from {spec}: the parts differ: {'; '.join(parts)}")
+    with torch.no_grad():
+        for k, v in state.items():
+            if k in target:
+                target[k].copy_(v)  # state_dict tensors share storage with the model's
+    return {
+        "spec": spec,
+        "run": str(run.resolve()),
+        "source_model": source.name,
+        "source_step": loaded.step,
+        "weights": loaded.weights,
+        "source": src,
+        "target": dst,
+        "tensors": sum(k in target for k in state),
+    }

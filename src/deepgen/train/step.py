@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from deepgen.train import distributed as D
+from deepgen.train.accel import no_autocast
 
 if TYPE_CHECKING:
     from deepgen.train.engine import Trainer
@@ -16,11 +17,18 @@ class StepContext:
     """Optimisers, extra batches, and the one way to take an optimiser step.
 
     Attributes: ``global_step`` (0-based index of the current step), ``optimizers`` (dict by name),
-    ``world_size``, ``rank``, ``device``.
+    ``world_size``, ``rank``, ``device``, ``grad_accum`` and ``micro_batch`` (index of the current
+    micro-batch in this step, 0 .. grad_accum - 1).
 
     Every optimiser step goes through :meth:`step` (autograd) or :meth:`apply_gradients` (gradients
-    written by hand, e.g. contrastive divergence), so that distributed gradient averaging and
-    gradient clipping happen in exactly one place for every family.
+    written by hand, e.g. contrastive divergence), so that distributed gradient averaging, gradient
+    clipping and gradient accumulation happen in exactly one place for every family.
+
+    Gradient accumulation: the engine calls the model's (default) ``train_step`` once per
+    micro-batch; :meth:`step` zeroes the gradients at the first, backpropagates ``loss / grad_accum``
+    at each (so the sum is the gradient of the mean loss over all micro-batches), and steps the
+    optimiser at the last. Under bf16 autocast the engine runs ``train_step`` in autocast and
+    :meth:`step` leaves it for the backward pass and the optimiser.
     """
 
     def __init__(self, trainer: Trainer):
@@ -30,6 +38,9 @@ class StepContext:
         self.world_size = trainer.dist.world_size
         self.rank = trainer.dist.rank
         self.device = trainer.dist.device
+        self.grad_accum = trainer.config.grad_accum
+        self.micro_batch = 0
+        self._precision = trainer.config.precision
         self._synced_by_ddp = False
         self._params = {
             name: [p for g in opt.param_groups for p in g["params"]] for name, opt in self.optimizers.items()
@@ -37,16 +48,21 @@ class StepContext:
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, Any]:
         """``model.loss(x, y)``, through the DistributedDataParallel wrapper when there is one."""
-        ddp = self._t.ddp
-        self._synced_by_ddp = ddp is not None
-        return (ddp or self._t.model)(x, y)
+        self._synced_by_ddp = self._t.ddp is not None
+        return self._t.forward_module(x, y)  # the DDP wrapper and/or torch.compile, when in use
 
     def step(self, loss: torch.Tensor, name: str = "main") -> None:
-        """Zero the grads of optimiser ``name``, backpropagate ``loss``, sync, clip, and step."""
+        """Zero the grads of optimiser ``name``, backpropagate ``loss``, sync, clip, and step.
+
+        With gradient accumulation: zero at the first micro-batch, step at the last.
+        """
         opt = self.optimizers[name]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.apply_gradients(name)
+        with no_autocast(self._precision, self.device):
+            if self.micro_batch == 0:
+                opt.zero_grad(set_to_none=True)
+            (loss / self.grad_accum if self.grad_accum > 1 else loss).backward()
+            if self.micro_batch == self.grad_accum - 1:
+                self.apply_gradients(name)
 
     def apply_gradients(self, name: str = "main") -> None:
         """Sync (when distributed and not done by DDP), clip and apply the gradients now in ``.grad``.
@@ -55,11 +71,12 @@ class StepContext:
         themselves and call this.
         """
         params = self._params[name]
-        if self.world_size > 1 and not self._synced_by_ddp:
-            D.all_reduce_grads(params, self.world_size)
-        if self._t.config.grad_clip:
-            torch.nn.utils.clip_grad_norm_(params, self._t.config.grad_clip, foreach=True)
-        self.optimizers[name].step()
+        with no_autocast(self._precision, self.device):
+            if self.world_size > 1 and not self._synced_by_ddp:
+                D.all_reduce_grads(params, self.world_size)
+            if self._t.config.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, self._t.config.grad_clip, foreach=True)
+            self.optimizers[name].step()
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """A further training batch in this step (e.g. for several critic updates per step)."""

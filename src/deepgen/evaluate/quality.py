@@ -1,118 +1,55 @@
-"""Evaluate a model: every metric that applies, each labelled, with ``n/a`` and a reason otherwise.
+"""Sample quality: draw samples and score them against reference data, labelled.
 
-``evaluate(model, dataset)`` returns a JSON-ready dict ``{"metrics": {name: entry}}`` where each
-entry has ``value`` (None when not applicable), ``label`` (what it is, e.g. "FID (deepgen-digits
-features)"), and ``reason`` when the value is None. Metric families:
-
-* likelihood: test NLL in nats and bits/dim, labelled exact / lower bound / estimate;
-* sample quality: FID, KID, precision/recall (+ density/coverage), Inception Score with a feature
-  network for images; MMD^2 and precision/recall in data space for vectors; mode coverage and the
-  entropy floor for the 2D toys;
-* cost: parameters and sampling throughput (training throughput comes from the run's log).
+Images: FID, KID, precision/recall (+ density/coverage) and the Inception Score with a feature
+network; vectors: MMD^2 and precision/recall in data space; 2D toys: mode coverage and the
+entropy floor. Reference statistics are computed once per dataset (:class:`SampleQuality`).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from deepgen.data import DataInfo, Dataset, Split
+from deepgen.data import DataInfo, Dataset
 from deepgen.data import toy2d as toy
 from deepgen.errors import DeepgenError
-from deepgen.metrics.likelihood import summarize_nll
-from deepgen.models.base import DensityKind, GenerativeModel, LogLikelihood
-
-#: How an NLL relates to the true one, by the kind of log-likelihood it came from: a lower bound on
-#: log p(x) gives an *upper* bound on the NLL.
-NLL_LABEL = {"exact": "exact", "lower bound": "upper bound", "estimate": "estimate"}
-
-
-def na(label: str, reason: str) -> dict:
-    return {"value": None, "label": label, "reason": reason}
-
-
-def log_likelihoods(
-    model: GenerativeModel, x: torch.Tensor, *, k: int | None = None, batch_size: int = 256
-) -> LogLikelihood:
-    """``model.log_likelihood`` over ``x`` in batches (no grad), gathered on the CPU in float64.
-
-    ``x`` is checked first (shape, finite, on the data's lattice): a bad batch is a one-line
-    :class:`~deepgen.errors.DataError`, never a silent number.
-    """
-    from deepgen.data import validate_tensor
-
-    validate_tensor(x, model.info, "data to score")
-    dev = next(model.parameters()).device
-    vals, errs, first = [], [], None
-    with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            ll = model.log_likelihood(x[i : i + batch_size].to(dev), k=k)
-            first = first or ll
-            vals.append(ll.values.detach().double().cpu())
-            if ll.stderr is not None:
-                errs.append(ll.stderr.detach().double().cpu())
-    return LogLikelihood(torch.cat(vals), first.kind, first.method, torch.cat(errs) if errs else None)
-
-
-def summarize(ll: LogLikelihood, info: DataInfo):
-    """Dataset-level :class:`~deepgen.metrics.likelihood.NLLSummary` of per-example log-likelihoods."""
-    return summarize_nll(
-        ll.values,
-        ll.kind,
-        ll.method,
-        num_dims=info.dim,
-        discrete=info.is_discrete,
-        log_scale=info.log_scale,
-        stderr=ll.stderr,
-    )
-
-
-def default_k(model: GenerativeModel, k: int | None) -> int | None:
-    """Monte Carlo samples for the density: explicit ``k``, else 100 for latent-variable models."""
-    from deepgen.models.base import LatentVariableModel
-
-    if k is not None:
-        return k
-    return 100 if isinstance(model, LatentVariableModel) else None
-
-
-def nll_metrics(model: GenerativeModel, split: Split, info: DataInfo, *, k: int | None = None) -> dict:
-    """Test NLL (nats, raw units) and bits/dim, labelled; n/a with the model's reason otherwise."""
-    kind = model.density_kind
-    if kind in (DensityKind.NONE, DensityKind.UNNORMALISED):
-        reason = model.why_no_density()
-        return {"nll": na("NLL (nats)", reason), "bpd": na("bits/dim", reason)}
-    ll = log_likelihoods(model, split.x, k=default_k(model, k))
-    s = summarize(ll, info)
-    extra = {"kind": s.kind, "method": s.method, "n": s.n, "sem": s.sem, "mc_stderr": s.mc_stderr}
-    what = NLL_LABEL.get(s.kind, s.kind)
-    out = {"nll": {"value": s.nll, "label": f"NLL (nats, {what})", **extra}}
-    if s.bpd is not None:
-        out["bpd"] = {
-            "value": s.bpd,
-            "label": f"bits/dim ({what})",
-            **extra,
-            "sem": s.sem / (info.dim * math.log(2)),
-        }
-    else:
-        out["bpd"] = na("bits/dim", "continuous data: bits/dim needs discrete levels; see NLL in nats")
-    return out
+from deepgen.evaluate.likelihood import na
+from deepgen.models.base import GenerativeModel
 
 
 def draw_samples(
-    model: GenerativeModel, n: int, *, seed: int = 0, batch_size: int = 1000
+    model: GenerativeModel,
+    n: int,
+    *,
+    seed: int = 0,
+    batch_size: int = 1000,
+    options: dict | None = None,
+    y: torch.Tensor | None = None,
+    progress=None,
 ) -> tuple[torch.Tensor, float]:
-    """``n`` samples (CPU) and the sampling throughput in samples/s (after a small warm-up draw)."""
-    dev = next(model.parameters()).device
+    """``n`` samples (CPU) and the sampling throughput in samples/s (after a small warm-up draw).
+
+    ``options``: the model's sampling options; ``y``: (n,) labels for a conditional model (None:
+    classes in turn). ``progress(done, total)`` is called after each batch.
+    """
+    dev = model.device
+    opts = model.sample_options(**(options or {}))
     g = torch.Generator(device=dev).manual_seed(seed)
     with torch.no_grad():
-        model.sample(min(8, n), generator=torch.Generator(device=dev).manual_seed(seed + 1))
+        model.sample(min(8, n), generator=torch.Generator(device=dev).manual_seed(seed + 1), options=opts)
         t0 = time.perf_counter()
-        parts = [model.sample(min(batch_size, n - i), generator=g) for i in range(0, n, batch_size)]
+        parts = []
+        for i in range(0, n, batch_size):
+            m = min(batch_size, n - i)
+            yb = None if y is None else y[i : i + m]
+            if yb is None and model.conditional:
+                yb = (torch.arange(i, i + m) % model.info.num_classes).to(dev)
+            parts.append(model.sample(m, generator=g, y=yb, options=opts))
+            if progress is not None:
+                progress(i + m, n)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         dt = time.perf_counter() - t0
@@ -273,42 +210,3 @@ def entropy_floor(info: DataInfo) -> dict | None:
         return None
     e = entropy(info.name)
     return {"value": e["entropy_nats"], "stderr": e.get("stderr"), "label": "entropy floor H (nats)"}
-
-
-def evaluate(
-    model: GenerativeModel,
-    ds: Dataset,
-    *,
-    k: int | None = None,
-    n_samples: int | None = None,
-    seed: int = 0,
-    quality: SampleQuality | None = None,
-    features: str | None = None,
-) -> dict:
-    """Every applicable metric for ``model`` on ``ds`` (test split for NLL), labelled."""
-    info = ds.info
-    model.eval()
-    metrics = nll_metrics(model, ds.test, info, k=k)
-    floor = entropy_floor(info)
-    if floor is not None:
-        metrics["entropy"] = floor
-        nll = metrics["nll"]["value"]
-        metrics["nll_gap"] = (
-            {"value": nll - floor["value"], "label": "NLL - entropy (nats, >= 0 in expectation)"}
-            if nll is not None
-            else na("NLL - entropy", metrics["nll"]["reason"])
-        )
-    quality = quality or SampleQuality.for_dataset(ds, features)
-    n = n_samples or (2500 if info.dim == 2 else min(10_000, max(len(quality.reference), 1000)))
-    samples, rate = draw_samples(model, n, seed=seed)
-    metrics.update(quality.evaluate(samples, seed))
-    metrics["sampling_speed"] = {"value": rate, "label": "sampling throughput (samples/s)"}
-    metrics["parameters"] = {"value": model.num_parameters, "label": "parameters"}
-    return {
-        "model": model.name,
-        "family": model.family,
-        "density_kind": model.density_kind.value,
-        "data": info.name,
-        "n_samples": n,
-        "metrics": metrics,
-    }

@@ -1,0 +1,88 @@
+"""Two unpaired domains: example sets A and B for translation models (CycleGAN: Zhu et al., 2017, arXiv:1703.10593).
+
+A :class:`DomainPair` holds two examples-kind datasets. :func:`DomainPair.to_dataset` returns a
+:class:`~deepgen.data.base.Dataset` of kind ``"domains"`` whose splits are domain A's (labels dropped) and
+whose ``container`` is the pair. Its ``info`` describes A; ``info.domain_b`` describes B (shapes and
+levels may differ).
+
+Batches are pairs of *independent* draws, one from each domain: the engine draws A rows from
+``train`` as for any dataset, and a B batch of the same size with :meth:`Dataset.draw_b`
+(``container.b.train``, uniformly with replacement, from the global torch RNG, which the trainer seeds
+and checkpoints), passing it as ``y``: ``model.loss(x_a, x_b)``. Nothing pairs row i of A with row i of
+B, so a model cannot rely on paired data.
+
+Named pairs split sklearn's bundled digits into two *disjoint* halves (a seeded shuffle of each split), so
+no B image is a transformed copy of an A image:
+
+* ``digits-inverted``: A digits, B digits with levels inverted (``16 - k``): same shape, 17 levels.
+* ``digits-transposed``: A digits, B digits transposed (rows <-> columns): a change of geometry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from deepgen.data.base import Dataset, Split
+from deepgen.errors import UnknownNameError
+
+
+@dataclass
+class DomainPair:
+    """Domains ``a`` and ``b``: two examples-kind datasets of any shapes."""
+
+    name: str
+    a: Dataset
+    b: Dataset
+
+    def to_dataset(self) -> Dataset:
+        info = replace(self.a.info, name=self.name, kind="domains", num_classes=None, domain_b=self.b.info)
+        strip = [s.with_storage(s.storage) for s in (self.a.train, self.a.val, self.a.test)]  # no labels
+        src = f"A: {self.a.source}; B: {self.b.source}"
+        return Dataset(info, *strip, source=src, batch_transform=self.a.batch_transform, container=self)
+
+
+def _halves(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[0::2]), np.sort(perm[1::2])
+
+
+def split_domains(
+    ds: Dataset, name_b: str, map_b: Callable[[torch.Tensor, int], torch.Tensor], seed: int = 0
+) -> DomainPair:
+    """Two unpaired domains from one discrete dataset: disjoint halves of each split.
+
+    ``map_b(codes, levels)`` maps B's integer codes (a split's levels: under dynamic binarisation the
+    training split keeps grey levels while evaluation splits are binary).
+    """
+    parts_a, parts_b = [], []
+    for i, s in enumerate((ds.train, ds.val, ds.test)):
+        ia, ib = (torch.from_numpy(h) for h in _halves(len(s), seed + i))
+        parts_a.append(Split(s.storage[ia], None if s.y is None else s.y[ia], levels=s.levels))
+        parts_b.append(
+            Split(map_b(s.storage[ib], s.levels).contiguous(), None if s.y is None else s.y[ib], levels=s.levels)
+        )
+    b_shape = tuple(parts_b[0].storage.shape[1:])
+    info_b = replace(ds.info, name=f"{ds.info.name}-{name_b}", shape=b_shape)
+    a = Dataset(ds.info, *parts_a, source=ds.source, batch_transform=ds.batch_transform)
+    b = Dataset(info_b, *parts_b, source=f"{ds.source} ({name_b})", batch_transform=ds.batch_transform)
+    return DomainPair(f"domains:{ds.info.name}-{name_b}", a, b)
+
+
+#: Named pairs (``domains:NAME``) and what they are.
+DOMAINS: dict[str, str] = {
+    "digits-inverted": "unpaired: digits (A) and level-inverted digits (B), disjoint halves of sklearn digits",
+    "digits-transposed": "unpaired: digits (A) and transposed digits (B), disjoint halves of sklearn digits",
+}
+
+
+def named_domains(name: str, digits: Dataset, seed: int = 0) -> DomainPair:
+    """The named pair ``name`` (without ``domains:``) built from the loaded ``digits`` dataset."""
+    if name == "digits-inverted":
+        return split_domains(digits, "inverted", lambda k, levels: levels - 1 - k, seed)
+    if name == "digits-transposed":
+        return split_domains(digits, "transposed", lambda k, levels: k.transpose(-1, -2), seed)
+    raise UnknownNameError("domain pair", name, DOMAINS)

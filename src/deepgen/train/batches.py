@@ -1,0 +1,51 @@
+"""Training batches on the training device.
+
+The split's stored tensor (``split.storage``: uint8 level codes for discrete data, float32
+otherwise) is moved to the device once; each batch is gathered there with indices that already
+live on the device (:class:`EpochSampler` moves each epoch's permutation over once), and only
+then decoded to float32 model space (``split.decode``). Holding MNIST as uint8 on a GPU takes a
+quarter of the memory and a quarter of the host-to-device traffic of float32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from deepgen.data import Dataset
+from deepgen.train.sampler import EpochSampler
+
+
+def storage_and_decoder(split) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor] | None]:
+    """``(stored rows, decode)`` of a split; splits without a stored form give ``(x, None)``."""
+    storage = getattr(split, "storage", None)
+    decode = getattr(split, "decode", None)
+    if storage is None or decode is None:  # data held as float32 model-space values already
+        return split.x, None
+    return storage, decode
+
+
+class BatchSource:
+    """Batch ``k`` of this rank: a pure function of (seed, k, rank), gathered on ``device``.
+
+    ``peek(k)`` returns ``(x, y)`` with ``x`` (batch_size, *shape) float32 in model space (before the
+    dataset's per-batch transform) and ``y`` (batch_size,) or None.
+    """
+
+    def __init__(self, data: Dataset, batch_size: int, seed: int, rank: int, world_size: int, device: torch.device):
+        split = data.train
+        storage, self.decode = storage_and_decoder(split)
+        self.storage = storage.to(device)
+        self.y = None if split.y is None else split.y.to(device)
+        self.sampler = EpochSampler.for_run(len(self.storage), batch_size, seed, rank, world_size, device=device)
+
+    def __len__(self) -> int:
+        return len(self.storage)
+
+    def peek(self, k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        idx = self.sampler.batch(k)
+        x = self.storage.index_select(0, idx)
+        if self.decode is not None:
+            x = self.decode(x)
+        return x, (None if self.y is None else self.y.index_select(0, idx))
