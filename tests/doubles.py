@@ -1,5 +1,5 @@
 """Test doubles for contracts no real model exercises yet: a conditional density model with sampling
-options and completion, and an unnormalised energy model sampled by Langevin dynamics.
+options and completion, an unnormalised energy model sampled by Langevin dynamics, and a flow.
 
 They are registered for the whole test session (``tests/conftest.py`` imports this module), so the
 registry harness in ``tests/models/test_registry_models.py`` runs every generic test on them too.
@@ -13,8 +13,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from deepgen.bijectors import Affine, Compose, RandomPermutation
 from deepgen.models.base import ContinuousDensityModel, DensityKind, GenerativeModel, LogLikelihood
+from deepgen.models.flows import Flow
 from deepgen.registry import register
+from deepgen.samplers import langevin, score_from_log_prob
 
 
 @dataclass(frozen=True)
@@ -122,13 +125,30 @@ class QuadraticEnergy(GenerativeModel):
         return LogLikelihood(-self.energy(x), DensityKind.UNNORMALISED, "-E(x)")
 
     def _sample(self, n, options, *, generator, y):
-        steps = options.steps or self.config.langevin_steps
-        eps = options.step_size
-        x = torch.randn((n, *self.info.shape), generator=generator, device=self.device)
-        with torch.enable_grad():  # Langevin needs grad E even when the caller is under no_grad
-            for _ in range(steps):
-                x = x.detach().requires_grad_(True)
-                (g,) = torch.autograd.grad(self.energy(x).sum(), x)
-                noise = torch.randn(x.shape, generator=generator, device=x.device)
-                x = x - eps * g + math.sqrt(2 * eps) * noise
-        return self.to_data_space(x.detach())
+        x0 = torch.randn((n, *self.info.shape), generator=generator, device=self.device)
+        score = score_from_log_prob(lambda x: -self.energy(x))  # enables grad itself: works under no_grad
+        x = langevin(x0, score, options.step_size, options.steps or self.config.langevin_steps, generator=generator)
+        return self.to_data_space(x)
+
+
+@dataclass(frozen=True)
+class StackedAffineConfig:
+    """Options of :class:`StackedAffine`.
+
+    layers: number of per-dimension affine layers.
+    """
+
+    layers: int = 2
+
+
+@register("test-stacked-affine")
+class StackedAffine(Flow):
+    """A flow double: logit for discrete data, then affines between seeded permutations (Dinh et al. 2017)."""
+
+    Config = StackedAffineConfig
+
+    def build_bijector(self):  # data -> latent; sampling runs it backwards
+        layers = [self.preprocess(self.info)]
+        for i in range(self.config.layers):
+            layers += [Affine(self.info.shape), RandomPermutation(self.info.shape[0], generator=i)]
+        return Compose(*layers)

@@ -13,15 +13,23 @@ from deepgen.errors import ConfigError
 from deepgen.registry import get_model_class, model_names
 from deepgen.train import TrainConfig
 
-CONFIGS = [get_model_class(n).Config for n in model_names()] + [TrainConfig, DataSpec]
+CONFIGS = sorted(
+    {c for n in model_names() for c in (get_model_class(n).Config, get_model_class(n).SampleConfig)}
+    | {TrainConfig, DataSpec},
+    key=lambda c: c.__qualname__,
+)
 
 
-@pytest.mark.parametrize("cls", CONFIGS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", CONFIGS, ids=lambda c: f"{c.__module__}.{c.__qualname__}")
 def test_json_round_trip(cls):
+    """Model, sampling, trainer and data configs: frozen, and JSON round trips (models without options too)."""
     cfg = cls() if cls is not DataSpec else cls("digits")
     assert dataclasses.is_dataclass(cfg)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        setattr(cfg, dataclasses.fields(cfg)[0].name, None)
+    assert cls.__dataclass_params__.frozen
+    fields = dataclasses.fields(cfg)
+    if fields:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(cfg, fields[0].name, None)
     again = from_dict(cls, json.loads(json.dumps(to_dict(cfg))))
     assert again == cfg
 

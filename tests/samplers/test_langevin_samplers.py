@@ -33,7 +33,9 @@ def test_langevin_samples_a_correlated_gaussian_under_no_grad():
     n, eps = 4000, 0.005
     score = score_from_log_prob(GAUSS.log_prob)
     with torch.no_grad():  # the CLI samples under no_grad: the score must still get its gradient
-        x = langevin(torch.zeros(n, 2, dtype=torch.float64), score, eps, 2000, generator=torch.Generator().manual_seed(0))
+        x = langevin(
+            torch.zeros(n, 2, dtype=torch.float64), score, eps, 2000, generator=torch.Generator().manual_seed(0)
+        )
     assert not x.requires_grad and x.dtype == torch.float64 and x.shape == (n, 2)
     P = torch.linalg.inv(COV)
     ula_cov = torch.linalg.inv(P @ (torch.eye(2, dtype=torch.float64) - eps * P / 2))
@@ -54,7 +56,7 @@ def test_score_from_log_prob_under_no_grad_and_inference_mode():
     lin = torch.nn.Linear(2, 1).double()
 
     def log_prob(z):
-        return -lin(z).squeeze(1) ** 2
+        return -(lin(z).squeeze(1) ** 2)
 
     score_from_log_prob(log_prob)(x)
     assert lin.weight.grad is None  # the score must not leave gradients in the model's parameters
@@ -67,9 +69,16 @@ def test_langevin_options_shapes_and_validation():
     x0 = torch.rand(6, 1, 3, 3)  # any (B, ...) shape; float32 is kept
     steps = []
     x = langevin(
-        x0, lambda x: -x * 100, 0.01, 5, noise_scale=0.5, clip_grad=0.5, clamp=(0.0, 1.0), generator=g,
+        x0,
+        lambda x: -x * 100,
+        0.01,
+        5,
+        noise_scale=0.5,
+        clip_grad=0.5,
+        clamp=(0.0, 1.0),
+        generator=g,
         callback=lambda i, x: steps.append((i, x.shape)),
-    )  # fmt: skip
+    )
     assert x.shape == x0.shape and x.dtype == torch.float32 and x.min() >= 0 and x.max() <= 1
     assert steps == [(i, x0.shape) for i in range(1, 6)]
     # clip_grad bounds the drift: with no noise a step moves at most eps * clip_grad
@@ -115,7 +124,7 @@ def test_annealed_langevin_recovers_mixture_modes_and_weights():
         assert (xk.mean(0) - mus[k]).abs().max() < 4 * s / math.sqrt(len(xk))
         # Tweedie's final step shrinks the std from sqrt(s^2 + 0.1^2) to s^2 / sqrt(s^2 + 0.1^2) = 0.490
         assert xk.std(0).sub(0.490).abs().max() < 0.05, xk.std(0)
-    plain = langevin(x0, lambda x: score(x, torch.full((n,), s * 0.0 + 1e-3, dtype=x.dtype)), 2e-2, 500, generator=g)
+    plain = langevin(x0, lambda x: score(x, torch.full((n,), 1e-3, dtype=x.dtype)), 2e-2, 500, generator=g)
     plain_frac = (torch.cdist(plain, mus).argmin(1) == 0).double().mean().item()
     assert abs(plain_frac - 0.25) > 0.15  # the failure annealing fixes, so the check above is meaningful
 
@@ -126,8 +135,14 @@ def test_samplers_are_reproducible_from_a_generator():
 
     def run(seed):
         a = langevin(x0, score, 0.01, 20, generator=torch.Generator().manual_seed(seed))
-        b = annealed_langevin(x0, lambda x, s: -x / (1 + s[:, None] ** 2), [1.0, 0.5], 5, 0.01,
-                              generator=torch.Generator().manual_seed(seed))  # fmt: skip
+        b = annealed_langevin(
+            x0,
+            lambda x, s: -x / (1 + s[:, None] ** 2),
+            [1.0, 0.5],
+            5,
+            0.01,
+            generator=torch.Generator().manual_seed(seed),
+        )
         return a, b
 
     (a1, b1), (a2, b2), (a3, b3) = run(0), run(0), run(1)

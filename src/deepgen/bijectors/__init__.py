@@ -19,7 +19,7 @@ from deepgen.bijectors.base import (
     zero_log_det,
 )
 from deepgen.bijectors.distributions import StandardNormal
-from deepgen.bijectors.elementwise import Affine, Logit, Rescale, Sigmoid, Tanh
+from deepgen.bijectors.elementwise import Affine, ConditionalAffine, Logit, Rescale, Sigmoid, Tanh
 from deepgen.bijectors.permutations import Permute, RandomPermutation, Reverse
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "zero_log_det",
     "StandardNormal",
     "Affine",
+    "ConditionalAffine",
     "Logit",
     "Rescale",
     "Sigmoid",

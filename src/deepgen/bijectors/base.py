@@ -182,7 +182,8 @@ def fixed_point_inverse(
     The inverse of a residual block (i-ResNet, Behrmann et al. 2019, arXiv:1811.00995): the iteration
     converges geometrically at rate Lip(g). Stops when no entry moves more than ``tol``.
 
-    >>> fixed_point_inverse(lambda x: 0.5 * torch.tanh(x), torch.tensor([1.0]))
+    >>> fixed_point_inverse(lambda x: 0.5 * torch.tanh(x), torch.tensor([1.0]))  # x + tanh(x)/2 = 1
+    tensor([0.6983])
     """
     with torch.no_grad():
         x = z.clone()

@@ -75,7 +75,9 @@ def check_bijector(
     * ``log_det`` equals ``log|det dz/dx|`` of the autograd Jacobian (``torch.linalg.slogdet``);
     * if ``invertible``: ``inverse(forward(x)) == x`` with log-dets summing to 0, and at latents
       ``z`` (default: ``forward(x)``) ``forward(inverse(z)) == z`` with the inverse log-det equal to
-      autograd's. ``invertible=False`` expects :class:`NoInverseError` from ``inverse``.
+      minus autograd's forward log-det at ``inverse(z)`` and, where the inverse is differentiable
+      (not a numerical one run without gradients), to autograd's log-det of the inverse.
+      ``invertible=False`` expects :class:`NoInverseError` from ``inverse``.
 
     ``context`` (B, ...) is passed to every call, sliced per example. The module is run once on the
     whole batch in its current mode (so data-dependent initialisation happens), then in eval mode.
@@ -101,13 +103,19 @@ def check_bijector(
             raise AssertionError(f"{name}: expected NoInverseError from inverse, but it returned")
         _check_output(f"{name}.inverse", out, back, inv_log_det)
         _close(f"{name}: inverse(forward(x)) vs x", back, x, atol, rtol)
-        _close(f"{name}: inverse log-det + forward log-det", inv_log_det + log_det, torch.zeros_like(log_det), atol, rtol)
+        zero = torch.zeros_like(log_det)
+        _close(f"{name}: inverse log-det + forward log-det", inv_log_det + log_det, zero, atol, rtol)
         z = out.detach() if z is None else z
         xz, inv_ld = b.inverse(z, context)
         _check_output(f"{name}.inverse", z, xz, inv_ld)
         zz, ld = b(xz, context)
         _close(f"{name}: forward(inverse(z)) vs z", zz, z, atol, rtol)
-        _close(f"{name}: forward log-det at inverse(z) + inverse log-det", ld + inv_ld, torch.zeros_like(ld), atol, rtol)
-        _close(f"{name}.inverse log-det vs autograd", inv_ld, _jacobian_log_dets(b.inverse, z, context), atol, rtol)
+        _close(f"{name}: forward log-det at inverse(z) + inverse log-det", ld + inv_ld, zero, atol, rtol)
+        # valid for numerical inverses too: log|det dx/dz| = -log|det dz/dx| at x = inverse(z)
+        fwd_at_xz = _jacobian_log_dets(b, xz.detach(), context)
+        _close(f"{name}.inverse log-det vs autograd of forward at inverse(z)", inv_ld, -fwd_at_xz, atol, rtol)
+        if b.inverse(z.detach().requires_grad_(), context)[0].requires_grad:  # not a no-grad numerical inverse
+            inv_jac = _jacobian_log_dets(b.inverse, z, context)
+            _close(f"{name}.inverse log-det vs autograd", inv_ld, inv_jac, atol, rtol)
     finally:
         b.train(was_training)

@@ -31,6 +31,11 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     g.add_argument("--channels", type=int, choices=[1, 3], help="image folder: 1 grey, 3 RGB")
     g.add_argument("--levels", type=int, help="a file's values are integers 0..L-1 (2 = binary)")
     g.add_argument("--no-standardize", action="store_true", help="do not standardise continuous files")
+    g.add_argument(
+        "--continuous",
+        action="store_true",
+        help="treat a file of integers as real-valued data (standardised) instead of discrete levels",
+    )
 
 
 def data_spec(args, base: dict | None = None) -> DataSpec:
@@ -49,6 +54,8 @@ def data_spec(args, base: dict | None = None) -> DataSpec:
             d[key] = v
     if getattr(args, "no_standardize", False):
         d["standardize"] = False
+    if getattr(args, "continuous", False):
+        d["continuous"] = True
     return from_dict(DataSpec, d)
 
 

@@ -14,6 +14,9 @@ EPILOG = """Examples:
   deepgen train vae --data mnist --data-dir ~/data -o latent_dim=32 -o decoder=logistic
   deepgen train vae --data digits --out runs/v --resume        # continue a run exactly
   deepgen train vae --data digits --config my.toml             # [model], [train], [data] tables
+  deepgen train vae --data mnist --device cuda --precision bf16 --grad-accum 4
+  deepgen train vae --data digits --sample-every 500           # samples/step_000500.png, ...
+  deepgen train vae --data digits --init-from runs/v:encoder   # start from a trained encoder
   torchrun --nproc_per_node=2 -m deepgen train vae --data digits --out runs/ddp
 """
 
@@ -33,6 +36,9 @@ TRAIN_FLAGS = {
     "ckpt_every": "ckpt_every",
     "threads": "threads",
     "device": "device",
+    "grad_accum": "grad_accum",
+    "precision": "precision",
+    "compile": "compile",
 }
 
 
@@ -51,7 +57,20 @@ def add_train_args(p) -> None:
     g.add_argument("--eval-every", type=int)
     g.add_argument("--ckpt-every", type=int)
     g.add_argument("--threads", type=int, help="torch threads (tiny models are often faster with 1)")
-    g.add_argument("--device", help="cpu, cuda, cuda:1 or auto (default)")
+    g.add_argument("--device", help="auto (default: a GPU when there is one), cpu, cuda or cuda:N")
+    g.add_argument(
+        "--grad-accum",
+        type=int,
+        metavar="N",
+        help="accumulate gradients over N batches per step (= one batch of N x batch-size)",
+    )
+    g.add_argument("--precision", choices=["fp32", "bf16"], help="bf16: forward pass in bfloat16 autocast")
+    g.add_argument(
+        "--compile",
+        action="store_true",
+        default=None,
+        help="torch.compile the model's loss (models without their own train_step)",
+    )
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -71,6 +90,13 @@ def add_parser(sub):
     p.add_argument("--config", help="TOML or JSON file with [model], [train] and [data] tables")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument(
+        "--init-from",
+        metavar="RUN[:SUB]",
+        help="fresh run starting from a trained run's weights: RUN (all), RUN:encoder (one submodule), "
+        "RUN:=sub (the whole run into submodule sub)",
+    )
+    p.add_argument("--sample-every", type=int, metavar="N", help="write samples/step_NNNNNN.png every N steps")
     p.add_argument("-o", "--option", action="append", metavar="KEY=VALUE", help="model option (repeatable)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the final summary")
     p.set_defaults(func=run)
@@ -94,6 +120,7 @@ def run(args) -> int:
     from deepgen.errors import DeepgenError
     from deepgen.registry import get_model_class
     from deepgen.train import TrainConfig, Trainer, build_model
+    from deepgen.train.callbacks import BannerCallback, run_plots_callbacks
     from deepgen.train.checkpoint import load_checkpoint
 
     cls = get_model_class(args.model)
@@ -101,7 +128,20 @@ def run(args) -> int:
     out = Path(args.out) if args.out else default_run_dir(args.model, args.data)
     if args.resume and not args.out:
         raise DeepgenError("--resume needs --out RUN_DIR (the run to continue)")
-    ckpt = load_checkpoint(out / "checkpoint.pt") if args.resume and (out / "checkpoint.pt").exists() else None
+    exists = (out / "checkpoint.pt").exists()
+    if exists and not args.resume and not args.overwrite:  # before loading data, and before any banner
+        raise DeepgenError(
+            f"{out} already holds a run; pass --resume to continue it, --overwrite to replace it, "
+            "or choose another --out"
+        )
+    if args.init_from and args.resume and exists:
+        raise DeepgenError(
+            f"--init-from starts a fresh run, but {out} holds a run to resume (its checkpoint already holds "
+            "the weights); drop --init-from, or train into another --out"
+        )
+    if args.sample_every is not None and args.sample_every < 0:
+        raise DeepgenError("--sample-every must be >= 0")
+    ckpt = load_checkpoint(out / "checkpoint.pt") if args.resume and exists else None
     if ckpt is not None:
         if ckpt["model_name"] != args.model:
             raise DeepgenError(f"{out}: this run trained {ckpt['model_name']!r}, not {args.model!r}")
@@ -121,9 +161,15 @@ def run(args) -> int:
     data = load_dataset(spec)
     model = build_model(args.model, data.info, options, seed=tcfg.seed)
     main = os.environ.get("RANK", "0") == "0"
-    if main and not args.quiet:
-        print(f"training {args.model} ({cls.family}, {model.num_parameters:,} parameters) on {data.info.describe()}")
-        print(f"  {len(data.train):,} train / {len(data.val):,} val examples; run folder {out}")
+    callbacks = run_plots_callbacks(sample_every=args.sample_every or 0)
+    if not args.quiet:  # printed by the trainer once every refusal has passed (rank 0 only)
+        banner = [
+            f"training {args.model} ({cls.family}, {model.num_parameters:,} parameters) on {data.info.describe()}",
+            f"  {len(data.train):,} train / {len(data.val):,} val examples; run folder {out}",
+        ]
+        if args.init_from:
+            banner.append(f"  initial weights from {args.init_from}")
+        callbacks.insert(0, BannerCallback(banner))
     trainer = Trainer(
         model,
         data,
@@ -132,6 +178,8 @@ def run(args) -> int:
         data_spec=DataSpec(**to_dict(spec)),
         resume=args.resume,
         overwrite=args.overwrite,
+        callbacks=callbacks,
+        init_from=args.init_from,
         quiet=args.quiet,
     )
     summary = trainer.fit()

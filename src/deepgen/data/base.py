@@ -215,9 +215,8 @@ class Split:
 
     The training engine moves ``storage`` to its device once and calls ``decode(storage[idx])`` per
     batch, so batches are float32 only while they exist. ``x`` decodes the whole split (float32), for
-    callers that want every row at once.
-
-    Args (keyword ``x=`` is accepted for ``storage``; ``Split(x_float32)`` keeps working).
+    callers that want every row at once. ``Split(x_float32)`` and ``Split(x=...)`` still build a
+    continuous split, as before storage existed.
     """
 
     def __init__(
@@ -229,6 +228,7 @@ class Split:
         shift: torch.Tensor | None = None,
         scale: torch.Tensor | None = None,
         x: torch.Tensor | None = None,
+        mapped: bool = False,
     ):
         if storage is None:
             storage = x
@@ -240,6 +240,8 @@ class Split:
         self.y = y
         self.levels = levels
         self.shift, self.scale = shift, scale
+        #: storage is a view of a memory-mapped file: index it on the CPU, then move the batch to the device
+        self.mapped = mapped
 
     @classmethod
     def from_codes(cls, k: np.ndarray | torch.Tensor, levels: int, y: torch.Tensor | None = None) -> Split:
@@ -290,7 +292,7 @@ class Split:
 
     def with_storage(self, storage: torch.Tensor, y: torch.Tensor | None = None) -> Split:
         """A split with other rows but the same encoding (levels, standardisation)."""
-        return Split(storage, y, levels=self.levels, shift=self.shift, scale=self.scale)
+        return Split(storage, y, levels=self.levels, shift=self.shift, scale=self.scale, mapped=self.mapped)
 
     def __repr__(self) -> str:
         enc = f"levels={self.levels}" if self.levels is not None else "continuous"

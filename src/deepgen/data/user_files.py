@@ -147,19 +147,23 @@ def make_split(spec, arr: np.ndarray, rows, levels: int | None, info: DataInfo |
     shape = tuple(arr.shape[1:])
     if info is not None and shape != tuple(info.shape):
         raise DataError(f"{src}: examples have shape {shape}, the run was trained on {info.shape}")
+    mapped = _is_mapped(arr) and isinstance(rows, slice)
     if levels is not None:
-        return Split(_codes(arr, rows, levels), levels=levels), info or DataInfo(src, shape, levels)
+        codes = _codes(arr, rows, levels)
+        split = Split(codes, levels=levels, mapped=mapped and codes.dtype == torch.uint8 and arr.dtype == np.uint8)
+        return split, info or DataInfo(src, shape, levels)
     part = arr[rows]
     if info is None:
         info = _continuous_info(spec, part)
-    if _is_mapped(arr) and isinstance(rows, slice):
+    if mapped:
         # raw values stay on disk; decode() standardises each batch
-        view = part if part.dtype.kind == "f" and part.dtype.itemsize <= 8 else np.asarray(part, np.float32)
+        on_disk = part.dtype.kind == "f" and part.dtype.itemsize <= 8
+        view = torch.from_numpy(part if on_disk else np.asarray(part, np.float32))
         if info.shift is None:
-            return Split(torch.from_numpy(view)), info
+            return Split(view, mapped=on_disk), info
         shift = torch.tensor(info.shift, dtype=torch.float32).reshape(shape)
         scale = torch.tensor(info.scale, dtype=torch.float32).reshape(shape)
-        return Split(torch.from_numpy(view), shift=shift, scale=scale), info
+        return Split(view, shift=shift, scale=scale, mapped=on_disk), info
     return Split(torch.from_numpy(info.standardize(part.astype(np.float64)).astype(np.float32))), info
 
 

@@ -89,7 +89,8 @@ def toy_case(name: str, case: str, n: int, generator: torch.Generator | None = N
 
 def toy_cases(name: str, n: int, seed: int = 0) -> dict[str, torch.Tensor]:
     """Every crafted case of toy ``name`` with ``n`` points each, seeded per case."""
-    return {c: toy_case(name, c, n, torch.Generator().manual_seed(seed + i)) for i, c in enumerate(toy_case_names(name))}
+    names = toy_case_names(name)
+    return {c: toy_case(name, c, n, torch.Generator().manual_seed(seed + i)) for i, c in enumerate(names)}
 
 
 # --------------------------------------------------------------------------- images

@@ -126,6 +126,7 @@ def importance_sampled_log_likelihood(
 # Annealed importance sampling (Neal, 2001, arXiv:physics/9803008)
 # --------------------------------------------------------------------------------------------------
 
+
 def ais_log_partition(
     log_f0: Callable[[torch.Tensor], torch.Tensor],
     sample_f0: Callable[[int, torch.Generator | None], torch.Tensor],

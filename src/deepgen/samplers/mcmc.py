@@ -1,4 +1,4 @@
-"""Exact MCMC kernels: MALA, single-site Metropolis for binary states, and block Gibbs for bipartite models.
+"""Exact MCMC kernels: MALA, single-site flips for binary states, and block Gibbs for bipartite models.
 
 Each sampler takes callables (``log_prob(x) -> (B,)`` or conditional samplers), runs B independent
 chains in parallel on the device of the state, draws all randomness from ``generator`` and returns
@@ -148,10 +148,14 @@ def metropolis_flip(
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
 ) -> MCMCResult:
-    """Single-site Metropolis sampler for binary states x in {0, 1}^D (Metropolis et al., 1953).
+    """Single-site flip sampler for binary states x in {0, 1}^D (Metropolis-Hastings with Barker's rule).
 
-    Each sweep proposes flipping every coordinate once, in a fixed order, and accepts with probability
-    ``min(1, p(x') / p(x))``: exactly invariant for any (unnormalised) ``log_prob`` on binary vectors.
+    Each sweep proposes flipping every coordinate once, in a fixed order, and accepts with Barker's
+    (1965) heat-bath probability ``p(x') / (p(x) + p(x'))``, which is exactly invariant for any
+    (unnormalised) ``log_prob`` on binary vectors; for one flip it equals single-site Gibbs
+    (Glauber dynamics). Barker's rule rather than Metropolis' ``min(1, p(x') / p(x))``: on a flat
+    target Metropolis accepts every flip, so a systematic sweep flips every bit and the chain is
+    periodic (an even number of sweeps returns to the start), e.g. AIS at beta = 0 with a uniform base.
     Costs D evaluations of ``log_prob`` per sweep, so it suits small binary models (RBMs, Ising).
 
     Args:
@@ -181,7 +185,7 @@ def metropolis_flip(
                 prop = x.clone()
                 prop[:, d] = 1 - prop[:, d]
                 lp_p = log_prob(prop.view(shape)).double()
-                acc = torch.log(rand_batch(x, generator)) < lp_p - lp
+                acc = torch.log(rand_batch(x, generator)) < torch.nn.functional.logsigmoid(lp_p - lp)
                 x = torch.where(acc.unsqueeze(1), prop, x)
                 lp = torch.where(acc, lp_p, lp)
                 accepted = accepted + acc.double().sum()

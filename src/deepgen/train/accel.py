@@ -70,7 +70,9 @@ def compile_failure(e: BaseException) -> ConfigError | None:
     except ImportError:  # pragma: no cover - very old or stripped torch
         return None
     if isinstance(e, TorchDynamoException):
-        return ConfigError(f"--compile failed on this machine ({first_line(e)[:200]}); train without --compile")
+        inner = getattr(e, "inner_exception", None)  # BackendCompilerFailed's first line names only the backend
+        what = f"{type(inner).__name__}: {first_line(inner)}" if inner is not None else first_line(e)
+        return ConfigError(f"--compile failed on this machine ({what[:200]}); train without --compile")
     return None
 
 

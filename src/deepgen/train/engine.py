@@ -1,45 +1,51 @@
-"""One training engine for every family.
+"""One training engine for every family: the loop.
 
 :class:`Trainer` runs the loop (progress bar, metrics.jsonl, periodic evaluation, EMA, gradient
-clipping, atomic checkpoints, exact resume, DDP); the model decides what one step is through
-``model.train_step(x, y, ctx)`` (see :class:`~deepgen.train.step.StepContext`). The engine never
-subclasses or inspects models beyond the protocol in :mod:`deepgen.models.base`, so GANs (several
-optimisers, several critic steps), EBMs (replay buffers in registered buffers), diffusion (EMA
-sampling), flows (data-dependent init) and RBMs (gradients without autograd) all plug in unchanged.
+clipping and accumulation, bf16 autocast, atomic checkpoints, exact resume, DDP, callbacks); the
+model decides what one step is through ``model.train_step(x, y, ctx)`` (see
+:class:`~deepgen.train.step.StepContext`). The engine never subclasses or inspects models beyond
+the protocol in :mod:`deepgen.models.base`, so GANs (several optimisers, several critic steps),
+EBMs (replay buffers in registered buffers), diffusion (EMA sampling), flows (data-dependent init)
+and RBMs (gradients without autograd) all plug in unchanged.
+
+The pieces around the loop live beside it: batches (:mod:`.batches`), checkpoint contents and
+restore (:mod:`.state`), held-out evaluation (:mod:`.evaluation`), per-step bookkeeping without GPU
+syncs (:mod:`.monitor`), device specifics (:mod:`.accel`) and presentation (:mod:`.callbacks`,
+supplied by the caller: the engine imports no plotting).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
+import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from deepgen import __version__
-from deepgen.config import CONFIG_VERSION, to_dict
 from deepgen.data import Dataset, DataSpec
-from deepgen.errors import DeepgenError
+from deepgen.errors import ConfigError, DeepgenError
 from deepgen.models.base import GenerativeModel
+from deepgen.train import accel
 from deepgen.train import distributed as D
-from deepgen.train.checkpoint import FORMAT, FORMAT_VERSION, load_checkpoint, save_atomic
-from deepgen.train.config import RESUMABLE_CHANGES, TrainConfig
+from deepgen.train import state as S
+from deepgen.train.batches import BatchSource
+from deepgen.train.callbacks import Callback, PlotCallback
+from deepgen.train.checkpoint import load_checkpoint
+from deepgen.train.config import TrainConfig
 from deepgen.train.ema import EMA
+from deepgen.train.evaluation import evaluate
+from deepgen.train.monitor import DivergenceGuard, MetricWindow, host_sync_is_free
 from deepgen.train.rundir import MetricsLog, write_config
-from deepgen.train.sampler import EpochSampler
 from deepgen.train.step import StepContext
 
 __all__ = ["Trainer", "StepContext", "TrainConfig", "TrainingDiverged"]
-
-
-def _scalar(v) -> float:
-    return float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
 
 
 class TrainingDiverged(DeepgenError):
@@ -55,9 +61,14 @@ class Trainer:
     >>> summary = trainer.fit()
 
     Run directory: ``config.json``, ``checkpoint.pt`` (atomic, latest), ``metrics.jsonl`` (one JSON
-    object per logged step), and after training ``loss.png`` and sample/density plots.
+    object per logged step), plus whatever the ``callbacks`` write (see
+    :mod:`deepgen.train.callbacks`). ``plots`` is a shorthand: None (default) adds the end-of-run
+    :class:`~deepgen.train.callbacks.PlotCallback` (``loss.png``, ``samples.png``) when no
+    ``callbacks`` are given, True always adds it, False never.
     ``resume=True`` continues from ``out/checkpoint.pt`` when it exists (starting fresh otherwise);
     a fresh run refuses a folder that already holds a checkpoint unless ``overwrite=True``.
+    ``init_from="RUN[:SRC[=DST]]"`` starts a fresh run with part of its weights copied from a
+    trained run (:func:`deepgen.train.run.init_from`); it is refused when resuming an existing run.
     After :meth:`fit` the model is in eval mode and holds the weights evaluation uses (the EMA when
     one is kept; the raw weights stay in the checkpoint).
     """
@@ -72,13 +83,20 @@ class Trainer:
         data_spec: DataSpec | None = None,
         resume: bool = False,
         overwrite: bool = False,
-        plots: bool = True,
+        callbacks: Sequence[Callback] = (),
+        plots: bool | None = None,
+        init_from: str | None = None,
         quiet: bool = False,
     ):
         self.model, self.data, self.config = model, data, config
         self.out = Path(out)
         self.data_spec = data_spec or DataSpec(data.info.name)
-        self.resume, self.overwrite, self.plots, self.quiet = resume, overwrite, plots, quiet
+        self.resume, self.overwrite, self.quiet = resume, overwrite, quiet
+        self.callbacks = list(callbacks)
+        if plots or (plots is None and not self.callbacks):
+            self.callbacks.append(PlotCallback())
+        self.init_from = init_from
+        self.init_source: dict | None = None  # provenance of init_from, kept in config.json and checkpoints
         self.ddp = None
         self.ema: EMA | None = None
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
@@ -87,6 +105,8 @@ class Trainer:
         self._stop_requested = False
         self.last_checkpoint_step: int | None = None
         self._log: MetricsLog | None = None
+        self._host_sync: bool | None = None  # None: by device (monitor.host_sync_is_free); tests force it
+        self._compile_unproven = False
 
     @property
     def checkpoint_path(self) -> Path:
@@ -95,10 +115,16 @@ class Trainer:
     # -- public ------------------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
         """Train to ``config.steps``; returns a summary (final metrics, timings, paths)."""
-        if not self.resume and not self.overwrite and self.checkpoint_path.exists():
+        exists = self.checkpoint_path.exists()
+        if not self.resume and not self.overwrite and exists:
             raise DeepgenError(
                 f"{self.out} already holds a run; pass --resume to continue it, --overwrite to replace it, "
                 "or choose another --out"
+            )
+        if self.init_from and self.resume and exists:
+            raise DeepgenError(
+                f"--init-from starts a fresh run, but {self.out} holds a run to resume (its checkpoint "
+                "already holds the weights); drop --init-from, or train into another --out"
             )
         self.dist = D.setup(self.config.device)
         try:
@@ -113,30 +139,62 @@ class Trainer:
         """Context manager: the EMA weights loaded into the model, when the run keeps an EMA."""
         return self.ema.averaged() if self.ema is not None else contextlib.nullcontext()
 
+    def evaluate(self, batch_size: int = 500) -> dict[str, float]:
+        """Model-defined held-out metrics (see :mod:`deepgen.train.evaluation`)."""
+        return evaluate(self, batch_size)
+
+    def save_checkpoint(self) -> None:
+        """Write ``checkpoint.pt`` atomically (see :func:`deepgen.train.state.save_checkpoint`)."""
+        S.save_checkpoint(self)
+
+    def checkpoint_dict(self, rng_states: list, per_rank: list | None = None) -> dict:
+        return S.checkpoint_dict(self, rng_states, per_rank)
+
     # -- setup -------------------------------------------------------------------------------------
+    def _check_applicable(self) -> bool:
+        """Refuse options this model or device cannot use; returns whether train_step is the default."""
+        cfg, model = self.config, self.model
+        accel.check_precision(cfg.precision, self.dist.device)
+        default_step = type(model).train_step is GenerativeModel.train_step
+        if not default_step and cfg.grad_accum > 1:
+            raise ConfigError(
+                f"--grad-accum: {model.name} has its own train_step (several optimisers or hand-written "
+                "gradients), which cannot be split into micro-batches; use a larger --batch-size instead"
+            )
+        if not default_step and cfg.compile:
+            raise ConfigError(
+                f"--compile applies to models trained through loss() (the default train_step); "
+                f"{model.name} has its own train_step"
+            )
+        return default_step
+
     def _fit(self) -> dict[str, Any]:
         cfg, dist, model = self.config, self.dist, self.model
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         elif dist.enabled and dist.device.type == "cpu":
-            import os
-
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // dist.world_size))
+        default_step = self._check_applicable()
+        per_rank = S.per_rank_buffer_names(model)
         model.to(dist.device)
-        self.x = self.data.train.x.to(dist.device)
-        self.y = None if self.data.train.y is None else self.data.train.y.to(dist.device)
-        self.sampler = EpochSampler.for_run(len(self.x), cfg.batch_size, cfg.seed, dist.rank, dist.world_size)
+        self.batches = BatchSource(self.data, cfg.batch_size, cfg.seed, dist.rank, dist.world_size, dist.device)
 
         ckpt = None
         if self.resume and self.checkpoint_path.exists():
             ckpt = load_checkpoint(self.checkpoint_path, map_location=dist.device)
-            self._check_resumable(ckpt)
+            S.check_resumable(self, ckpt)
+            self.init_source = ckpt.get("init_from")
         elif self.resume and dist.is_main and not self.quiet:
             print(f"no checkpoint in {self.out}; starting a fresh run", file=sys.stderr)
+        if ckpt is None and self.init_from:
+            from deepgen.train.run import init_from
+
+            with accel.fork_rng(dist.device):  # building the source model must not shift the seeds
+                self.init_source = init_from(model, self.init_from)
 
         torch.manual_seed(cfg.seed + 100_003 * dist.rank)
-        if ckpt is None:
-            x0, _ = self._peek_batch(0)
+        if ckpt is None:  # data-dependent init after init_from, so it sees the trained part
+            x0, _ = self.batches.peek(0)
             if self.data.batch_transform is not None:
                 x0 = self.data.batch_transform(x0)
             model.initialize(x0)
@@ -147,78 +205,67 @@ class Trainer:
         if cfg.ema_decay > 0:
             self.ema = EMA(model, cfg.ema_decay)
         if ckpt is not None:
-            self._restore(ckpt)
+            S.restore(self, ckpt)
+            if dist.is_main and not self.quiet:
+                print(f"resumed from step {self.step}", file=sys.stderr)
         elif dist.enabled:
-            D.broadcast_module(model)
+            D.broadcast_module(model, skip=per_rank)
             if self.ema is not None:
                 self.ema = EMA(model, cfg.ema_decay)
-        if dist.enabled and type(model).train_step is GenerativeModel.train_step:
+        if dist.enabled and default_step:
             from torch.nn.parallel import DistributedDataParallel
 
+            if per_rank:  # DDP would otherwise broadcast rank 0's copy at wrap time and every step
+                DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, list(per_rank))
             self.ddp = DistributedDataParallel(
                 model,
                 device_ids=[dist.device.index] if dist.device.type == "cuda" else None,
                 broadcast_buffers=model.ddp_broadcast_buffers,
             )
+        self.forward_module = self.ddp or model
+        if cfg.compile:
+            self.forward_module = accel.compile_forward(self.forward_module)
+            self._compile_unproven = True
         self.ctx = StepContext(self)
         if dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            write_config(self.out, model, self.data_spec, self.data.info, cfg, dist.world_size)
+            write_config(self.out, model, self.data_spec, self.data.info, cfg, dist.world_size, self.init_source)
             self._log = MetricsLog(self.out / "metrics.jsonl", keep_until_step=self.step if ckpt is not None else 0)
+        self._callback("on_start")
         return self._loop()
 
-    def _check_resumable(self, ckpt: dict) -> None:
-        where = self.checkpoint_path
-        if ckpt["model_name"] != self.model.name:
-            raise DeepgenError(f"{where}: run trained {ckpt['model_name']!r}, not {self.model.name!r}")
-        if to_dict(self.model.config) != ckpt["model_config"]:
-            raise DeepgenError(f"{where}: model options differ from the run's; resume with the run's options")
-        if ckpt["data_info"] != self.data.info.to_dict():
-            raise DeepgenError(
-                f"{where}: run was trained on {ckpt['data_info']['name']} {tuple(ckpt['data_info']['shape'])}, "
-                f"not {self.data.info.describe()}; resume with the run's data"
-            )
-        old, new = ckpt["train_config"], to_dict(self.config)
-        allowed = set(RESUMABLE_CHANGES)
-        if new.get("lr_schedule") != "constant":
-            allowed.discard("steps")  # the schedule's shape depends on the total number of steps
-        diff = [k for k in new if k not in allowed and old.get(k) != new[k]]
-        if diff:
-            detail = ", ".join(f"{k} (run: {old.get(k)!r}, now: {new[k]!r})" for k in diff)
-            raise DeepgenError(f"{where}: cannot resume with different settings: {detail}")
-        if len(ckpt.get("rng", [])) != self.dist.world_size:
-            raise DeepgenError(f"{where}: run used {len(ckpt.get('rng', []))} process(es), now {self.dist.world_size}")
-
-    def _restore(self, ckpt: dict) -> None:
-        self.model.load_state_dict(ckpt["model"])
-        for name, opt in self.optimizers.items():
-            opt.load_state_dict(ckpt["optimizers"][name])
-        if self.ema is not None and ckpt.get("ema") is not None:
-            self.ema.load_state_dict(ckpt["ema"])
-        self.step = int(ckpt["step"])
-        self.batches_drawn = int(ckpt.get("batches_drawn", self.step))
-        torch.set_rng_state(ckpt["rng"][self.dist.rank]["cpu"].cpu())
-        cuda_state = ckpt["rng"][self.dist.rank].get("cuda")
-        if cuda_state is not None and self.dist.device.type == "cuda":
-            torch.cuda.set_rng_state(cuda_state.cpu(), self.dist.device)
-        self.last_checkpoint_step = self.step
-
     # -- batches -----------------------------------------------------------------------------------
-    def _peek_batch(self, k: int):
-        idx = self.sampler.batch(k)
-        x = self.x.index_select(0, idx)
-        return x, (None if self.y is None else self.y.index_select(0, idx))
-
     def _next_batch(self):
-        x, y = self._peek_batch(self.batches_drawn)
+        x, y = self.batches.peek(self.batches_drawn)
         self.batches_drawn += 1
         if self.data.batch_transform is not None:
             x = self.data.batch_transform(x)
         return x, (y if self.model.conditional else None)
 
+    # -- one optimisation step ---------------------------------------------------------------------
+    def _train_step(self, x, y, last: bool) -> dict[str, Any]:
+        """``model.train_step`` for one (micro-)batch, in autocast and ``no_sync`` where they apply."""
+        cfg = self.config
+        with contextlib.ExitStack() as stack:
+            if not last and self.ddp is not None:  # all-reduce once, at the last micro-batch
+                stack.enter_context(self.ddp.no_sync())
+            if cfg.precision != "fp32":
+                stack.enter_context(accel.autocast(cfg.precision, self.dist.device))
+            if not self._compile_unproven:
+                return self.model.train_step(x, y, self.ctx)
+            try:  # compilation happens in the first forward and backward
+                out = self.model.train_step(x, y, self.ctx)
+            except Exception as e:
+                err = accel.compile_failure(e)
+                if err is not None:
+                    raise err from None
+                raise
+            self._compile_unproven = False
+            return out
+
     # -- the loop ----------------------------------------------------------------------------------
     def _loop(self) -> dict[str, Any]:
-        cfg, dist, model, ema = self.config, self.dist, self.model, self.ema
+        cfg, dist, model, ema, ctx = self.config, self.dist, self.model, self.ema, self.ctx
         main = dist.is_main
         bar = tqdm(
             total=cfg.steps,
@@ -230,8 +277,11 @@ class Trainer:
             dynamic_ncols=True,
             file=sys.stderr,
         )
-        sums: dict[str, float] = {}
-        window_steps, window_batches, window_t0 = 0, self.batches_drawn, time.perf_counter()
+        sync = host_sync_is_free(dist.device) if self._host_sync is None else self._host_sync
+        guard, window = DivergenceGuard(dist, sync), MetricWindow(sync)
+        periodic = [cb for cb in self.callbacks if getattr(cb, "every", 0)] if main else []
+        accum = cfg.grad_accum
+        window_batches, window_t0 = self.batches_drawn, time.perf_counter()
         train_time, last = 0.0, {}
         const_lr = cfg.lr_schedule == "constant" and not cfg.warmup_steps
         old_handler = self._install_sigint()
@@ -244,28 +294,34 @@ class Trainer:
                     for opt in self.optimizers.values():
                         for g in opt.param_groups:
                             g["lr"] = g["initial_lr"] * f
-                self.ctx.global_step = s
-                self.ctx._synced_by_ddp = False
-                x, y = self._next_batch()
-                out = model.train_step(x, y, self.ctx)
-                loss = _scalar(out["loss"])
-                bad = not math.isfinite(loss)
-                if dist.enabled:  # every rank must stop together, or the others hang in a collective
-                    bad = D.any_rank(bad, dist)
-                if bad:
-                    self._diverged(s, "loss", loss if not math.isfinite(loss) else "non-finite on another rank")
+                ctx.global_step = s
+                for i in range(accum):
+                    ctx.micro_batch = i
+                    ctx._synced_by_ddp = False
+                    x, y = self._next_batch()
+                    out = self._train_step(x, y, i == accum - 1)
+                    bad = guard.push(s, out["loss"])
+                    if bad:
+                        self._diverged(bad[0], "loss", bad[1])
+                    window.add(out)
                 if ema is not None:
                     ema.update()
-                for k, v in out.items():
-                    sums[k] = sums.get(k, 0.0) + _scalar(v)
-                window_steps += 1
                 self.step = s + 1
                 bar.update(1)
                 done = self.step == cfg.steps or self._stop_requested
-                if (cfg.log_every and self.step % cfg.log_every == 0) or done:
+                log_now = (cfg.log_every and self.step % cfg.log_every == 0) or done
+                eval_now = (cfg.eval_every and self.step % cfg.eval_every == 0) or done
+                ckpt_now = (cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or done
+                show = [cb for cb in periodic if self.step % cb.every == 0]
+                if not (log_now or eval_now or ckpt_now or show):
+                    continue
+                bad = guard.flush()  # a lagged check resolves before anything is logged or saved
+                if bad:
+                    self._diverged(bad[0], "loss", bad[1])
+                if log_now:
+                    rec = D.mean_over_ranks(window.means(), dist)  # the one device sync per window
                     dt = time.perf_counter() - window_t0
                     train_time += dt
-                    rec = D.mean_over_ranks({k: v / window_steps for k, v in sums.items()}, dist)
                     examples = (self.batches_drawn - window_batches) * cfg.batch_size * dist.world_size
                     rec["examples_per_s"] = examples / max(dt, 1e-9)
                     rec["lr"] = next(iter(self.optimizers.values())).param_groups[0]["lr"]
@@ -273,18 +329,19 @@ class Trainer:
                     if main:
                         self._log.write({"step": self.step, "split": "train", **rec, "time": train_time})
                         bar.set_postfix(loss=f"{rec['loss']:.4g}", ex_s=f"{rec['examples_per_s']:.0f}")
-                    sums, window_steps = {}, 0
-                    window_batches, window_t0 = self.batches_drawn, time.perf_counter()
-                if (cfg.eval_every and self.step % cfg.eval_every == 0) or done:
-                    if main:
-                        ev = self.evaluate()
-                        if ev:
-                            self._log.write({"step": self.step, "split": "val", **ev})
-                            last = {**last, **{f"val_{k}": v for k, v in ev.items()}}
-                    window_t0 = time.perf_counter()  # evaluation is not training time
-                if (cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or done:
+                        self._callback("on_log", self.step, rec)
+                    window_batches = self.batches_drawn
+                if eval_now and main:
+                    ev = self.evaluate()
+                    if ev:
+                        self._log.write({"step": self.step, "split": "val", **ev})
+                        last = {**last, **{f"val_{k}": v for k, v in ev.items()}}
+                        self._callback("on_eval", self.step, ev)
+                if ckpt_now:
                     self.save_checkpoint()
-                    window_t0 = time.perf_counter()
+                for cb in show:
+                    self._run_callback(cb, "on_step", self.step)
+                window_t0 = time.perf_counter()  # evaluation, checkpoints and callbacks are not training time
                 if self._stop_requested:
                     if main:
                         print(
@@ -308,12 +365,29 @@ class Trainer:
         if ema is not None:  # leave the model holding the weights evaluation and sampling use
             ema.copy_to_model()
         model.eval()
-        if main and self.plots and not self._stop_requested:
-            from deepgen.plots import write_run_plots
-
-            with torch.random.fork_rng(devices=[]):
-                summary["plots"] = write_run_plots(self.out, model, self.data)
+        if not self._stop_requested:
+            paths = {}
+            for result in self._callback("on_end", summary):
+                paths.update(result or {})
+            if paths:
+                summary["plots"] = paths
         return summary
+
+    # -- callbacks ---------------------------------------------------------------------------------
+    def _callback(self, hook: str, *args) -> list:
+        """Run ``hook`` of every callback (rank 0 only); returns their results."""
+        if not self.dist.is_main:
+            return []
+        return [self._run_callback(cb, hook, *args) for cb in self.callbacks if hasattr(cb, hook)]
+
+    def _run_callback(self, cb, hook: str, *args):
+        """One callback hook under a forked RNG, with the model's train/eval mode restored after."""
+        was_training = self.model.training
+        try:
+            with accel.fork_rng(self.dist.device):  # not no_grad: Langevin samplers need autograd
+                return getattr(cb, hook)(self, *args)
+        finally:
+            self.model.train(was_training)
 
     def _diverged(self, step: int, what: str, value) -> None:
         where = (
@@ -325,72 +399,6 @@ class Trainer:
             f"{what} became {value} at step {step + 1}; training stopped and {where}. "
             "Try a lower --lr or a --grad-clip value"
         )
-
-    # -- evaluation --------------------------------------------------------------------------------
-    def evaluate(self, batch_size: int = 500) -> dict[str, float]:
-        """Model-defined held-out metrics on up to ``eval_examples`` validation examples.
-
-        Runs under a forked RNG, so evaluating (or not) never changes the training trajectory.
-        """
-        val = self.data.val.subset(self.config.eval_examples)
-        if len(val) == 0:
-            return {}
-        model = self.model
-        totals: dict[str, float] = {}
-        with torch.random.fork_rng(devices=[]), self.eval_weights():
-            model.eval()
-            try:
-                for i in range(0, len(val), batch_size):
-                    xb = val.x[i : i + batch_size].to(self.dist.device)
-                    yb = None
-                    if val.y is not None and model.conditional:
-                        yb = val.y[i : i + batch_size].to(self.dist.device)
-                    for k, v in model.evaluate(xb, yb).items():
-                        totals[k] = totals.get(k, 0.0) + float(v) * len(xb)
-            finally:
-                model.train()
-        return {k: v / len(val) for k, v in totals.items()}
-
-    # -- checkpoints -------------------------------------------------------------------------------
-    def _rng_state(self) -> dict:
-        state = {"cpu": torch.get_rng_state()}
-        if self.dist.device.type == "cuda":
-            state["cuda"] = torch.cuda.get_rng_state(self.dist.device)
-        return state
-
-    def checkpoint_dict(self, rng_states: list) -> dict:
-        return {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "config_version": CONFIG_VERSION,
-            "deepgen_version": __version__,
-            "model_name": self.model.name,
-            "model_config": to_dict(self.model.config),
-            "data_info": self.data.info.to_dict(),
-            "data_spec": to_dict(self.data_spec),
-            "train_config": to_dict(self.config),
-            "step": self.step,
-            "batches_drawn": self.batches_drawn,
-            "model": self.model.state_dict(),
-            "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
-            "ema": None if self.ema is None else self.ema.state_dict(),
-            "rng": rng_states,
-        }
-
-    def save_checkpoint(self) -> None:
-        """Write ``checkpoint.pt`` atomically (all ranks' RNG states, rank 0 writes).
-
-        Parameters are checked first: a finite loss with an infinite gradient can leave NaN weights,
-        and such a state must never replace the last good checkpoint.
-        """
-        bad = [n for n, p in self.model.named_parameters() if not torch.isfinite(p).all()]
-        if bad:
-            self._diverged(self.step - 1, f"parameter {bad[0]!r}", "non-finite")
-        states = D.all_gather_object(self._rng_state(), self.dist)
-        if self.dist.is_main:
-            states = [{k: v.cpu() for k, v in s.items()} for s in states]
-            save_atomic(self.checkpoint_dict(states), self.checkpoint_path)
-        self.last_checkpoint_step = self.step
 
     # -- Ctrl-C: finish the step, checkpoint, stop -------------------------------------------------
     def _install_sigint(self):

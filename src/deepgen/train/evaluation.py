@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import torch
-
 from deepgen.train.accel import fork_rng
 from deepgen.train.batches import storage_and_decoder
 

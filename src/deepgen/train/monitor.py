@@ -101,8 +101,9 @@ class MetricWindow:
     def add(self, out: dict[str, Any]) -> None:
         self.count += 1
         if self.sync:
+            host = self._host
             for k, v in out.items():
-                self._host[k] = self._host.get(k, 0.0) + (float(v.detach()) if isinstance(v, torch.Tensor) else float(v))
+                host[k] = host.get(k, 0.0) + (float(v.detach()) if isinstance(v, torch.Tensor) else float(v))
             return
         keys, vals = [], []
         for k, v in out.items():

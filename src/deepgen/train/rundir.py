@@ -10,7 +10,9 @@ from deepgen import __version__
 from deepgen.config import CONFIG_VERSION, to_dict
 
 
-def write_config(out: Path, model, data_spec, info, train_config, world_size: int) -> None:
+def write_config(out: Path, model, data_spec, info, train_config, world_size: int, init_from=None) -> None:
+    """``config.json``: what was trained, on what, how; ``init_from`` records where a fresh run's
+    initial weights came from (provenance only: the run's checkpoint is self-contained)."""
     cfg = {
         "deepgen_version": __version__,
         "config_version": CONFIG_VERSION,
@@ -24,6 +26,8 @@ def write_config(out: Path, model, data_spec, info, train_config, world_size: in
         "parameters": model.num_parameters,
         "command": sys.argv,
     }
+    if init_from is not None:
+        cfg["init_from"] = init_from
     (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
 
 

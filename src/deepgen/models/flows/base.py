@@ -110,8 +110,3 @@ class Flow(ContinuousDensityModel):
         z = self.base.sample(n, generator=generator, temperature=options.temperature)
         x, _ = self.bijector.inverse(z, self.embed_context(y))
         return self.from_continuous(x)
-
-    @classmethod
-    def describe_sampling(cls, options=None) -> str:
-        t = 1.0 if options is None else options.temperature
-        return "" if t == 1.0 else f"temperature {t:g} (not the model's density)"

@@ -11,11 +11,16 @@ with the reparameterisation z = mu + sigma * eps and the KL in closed form. Eval
 ELBO (a lower bound) or the K-sample importance-weighted estimate
 log (1/K) sum_k p(x, z_k) / q(z_k|x), which converges to log p(x).
 
-Decoders (``decoder``): ``bernoulli`` for binary data, ``logistic`` (discretised logistic, an exact
-probability mass on L levels, with an unconstrained mean as in PixelCNN++ so that the edge bins 0
-and L-1 -- most MNIST pixels -- can take almost all the mass) for discrete data, ``gaussian``
-(mean and standard deviation output per example, or one shared learned standard deviation per
-dimension) for continuous data; ``auto`` chooses by the data.
+Decoders (``decoder``) are the shared likelihood heads of :mod:`deepgen.nn.heads`: ``bernoulli``
+for binary data, ``logistic`` (discretised logistic, an exact probability mass on L levels, with an
+unconstrained mean as in PixelCNN++ so that the edge bins 0 and L-1 -- most MNIST pixels -- can take
+almost all the mass) for discrete data, ``categorical`` (L logits per dimension), ``gaussian`` (mean
+and standard deviation output per example, or one shared learned standard deviation per dimension)
+for continuous data; ``auto`` chooses by the data.
+
+Sampling options (:class:`VAESampleConfig`): ``temperature`` scales the prior's standard deviation
+for z, and ``mean=True`` returns the decoder means E[x|z] instead of draws from p(x|z):
+``model.sample(8, mean=True, temperature=0.7)``.
 
 >>> model = VAE(DataInfo("digits", (1, 8, 8), 17), VAEConfig(latent_dim=8))
 >>> model.loss(torch.rand(4, 1, 8, 8).round())["loss"].shape
@@ -29,22 +34,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from deepgen.config import check_positive
-from deepgen.data.transforms import dequantize, quantize
-from deepgen.distributions import (
-    bernoulli_log_prob,
-    discretized_logistic_log_prob,
-    discretized_logistic_sample,
-    gaussian_log_prob,
-    kl_normal_standard,
-    standard_normal_log_prob,
-)
-from deepgen.models.base import LatentVariableModel, require_levels
-from deepgen.nn import MLP, ConvDecoder, ConvEncoder
+from deepgen.distributions import kl_normal_standard, standard_normal_log_prob
+from deepgen.models.base import LatentVariableModel
+from deepgen.nn import MLP, ConvDecoder, ConvEncoder, arch_for, likelihood_head
 from deepgen.registry import register
+
+#: Memory budget (bytes, estimated) for one block of decoder evaluations in importance sampling.
+IS_BLOCK_BYTES = 96 * 2**20
 
 
 @dataclass(frozen=True)
@@ -56,7 +54,7 @@ class VAEConfig:
         arch: ``mlp``, ``conv`` (images only) or ``auto`` (conv for images).
         hidden: MLP hidden sizes (encoder; reversed for the decoder).
         channels: conv channels after each downsampling (encoder; reversed for the decoder).
-        decoder: likelihood p(x|z): auto, bernoulli, logistic, gaussian.
+        decoder: likelihood p(x|z): auto, bernoulli, categorical, logistic, gaussian.
         decoder_std: Gaussian decoder's standard deviation: ``shared`` (one learned value per
             dimension; with a linear decoder this is probabilistic PCA, whose log p(x) is known in
             closed form) or ``per-example`` (output by the decoder with z, floored at exp(-6)). The
@@ -70,7 +68,7 @@ class VAEConfig:
     arch: Literal["auto", "mlp", "conv"] = "auto"
     hidden: tuple[int, ...] = (256, 256)
     channels: tuple[int, ...] = (32, 64)
-    decoder: Literal["auto", "bernoulli", "logistic", "gaussian"] = "auto"
+    decoder: Literal["auto", "bernoulli", "categorical", "logistic", "gaussian"] = "auto"
     decoder_std: Literal["shared", "per-example"] = "shared"
     beta: float = 1.0
 
@@ -78,41 +76,65 @@ class VAEConfig:
         check_positive(self, "latent_dim", "beta")
 
 
+@dataclass(frozen=True)
+class VAESampleConfig:
+    """Sampling options of :class:`VAE`.
+
+    Attributes:
+        mean: return the decoder means E[x|z] (in [0, 1], not on the lattice, for discrete data)
+            instead of draws x ~ p(x|z).
+        temperature: scale of the prior's standard deviation for z (1 samples the model; below 1
+            trades diversity for typicality).
+    """
+
+    mean: bool = False
+    temperature: float = 1.0
+
+    def __post_init__(self):
+        check_positive(self, "temperature")
+
+
 @register("vae")
 class VAE(LatentVariableModel):
-    """Variational autoencoder: ELBO training, ELBO bound and importance-sampled log p(x)."""
+    """Variational autoencoder: ELBO training, ELBO bound and importance-sampled log p(x).
+
+    Networks: ``encoder`` (x -> 2 * latent_dim: mean and log-variance of q(z|x)) and ``decoder``
+    (z -> P parameters per data dimension), with the likelihood head ``likelihood`` turning the
+    decoder's output into p(x|z) (its ``log_std`` is the shared Gaussian standard deviation).
+    """
 
     family = "vae"
     Config = VAEConfig
+    SampleConfig = VAESampleConfig
+    test_options = {"latent_dim": 4, "hidden": (32, 32), "channels": (8, 16)}
 
     def __init__(self, info, config=None):
         super().__init__(info, config)
         cfg = self.config
-        dec = cfg.decoder
-        if dec == "auto":
-            dec = "gaussian" if not info.is_discrete else ("bernoulli" if info.is_binary else "logistic")
-        if dec == "bernoulli":
-            require_levels(self, "decoder=bernoulli", binary=True)
-        elif dec == "logistic":
-            require_levels(self, "decoder=logistic")
-        self.decoder_kind = dec
-        arch = cfg.arch if cfg.arch != "auto" else ("conv" if info.is_image else "mlp")
-        if arch == "conv" and not info.is_image:
-            from deepgen.errors import ConfigError
-
-            raise ConfigError(f"vae: arch=conv needs image data (C, H, W); {info.name} has shape {info.shape}")
-        self.arch = arch
-        c = info.shape[0] if info.is_image else 1
-        self.shared_std = dec == "gaussian" and cfg.decoder_std == "shared"
-        per_dim = 2 if dec == "logistic" or (dec == "gaussian" and not self.shared_std) else 1
-        if arch == "conv":
+        self.arch = arch_for(info, cfg.arch, model=self.name)
+        head = likelihood_head(info, cfg.decoder, model=self.name, std=cfg.decoder_std, min_log_std=-6.0)
+        p = head.params_per_dim
+        if self.arch == "conv":
+            c = info.shape[0]
             self.encoder = ConvEncoder(info.shape, 2 * cfg.latent_dim, cfg.channels)
-            self.decoder = ConvDecoder(cfg.latent_dim, (c * per_dim, *info.shape[1:]), tuple(reversed(cfg.channels)))
+            self.decoder = ConvDecoder(cfg.latent_dim, (c * p, *info.shape[1:]), tuple(reversed(cfg.channels)))
         else:
             self.encoder = MLP(info.dim, 2 * cfg.latent_dim, cfg.hidden)
-            self.decoder = MLP(cfg.latent_dim, info.dim * per_dim, tuple(reversed(cfg.hidden)))
-        if self.shared_std:
-            self.log_std = nn.Parameter(torch.zeros(info.shape))
+            self.decoder = MLP(cfg.latent_dim, info.dim * p, tuple(reversed(cfg.hidden)))
+        self.likelihood = head
+        self._is_block: int | None = None
+        # checkpoints written before the shared heads stored the Gaussian's log-std as "log_std"
+        self._register_load_state_dict_pre_hook(_rename_old_log_std)
+
+    @property
+    def decoder_kind(self) -> str:
+        """The likelihood p(x|z): bernoulli, categorical, logistic or gaussian."""
+        return self.likelihood.kind
+
+    @property
+    def log_std(self) -> torch.Tensor:
+        """The shared Gaussian decoder's log standard deviation, shape ``info.shape``."""
+        return self.likelihood.log_std
 
     # -- networks ----------------------------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -121,33 +143,9 @@ class VAE(LatentVariableModel):
         mu, logvar = h.chunk(2, dim=1)
         return mu, logvar.clamp(-12.0, 8.0)
 
-    def _decode_params(self, z: torch.Tensor) -> torch.Tensor:
-        out = self.decoder(z)
-        if self.decoder_kind == "logistic" or (self.decoder_kind == "gaussian" and not self.shared_std):
-            return out.view(len(z), 2, *self.info.shape)
-        return out.view(len(z), *self.info.shape)
-
-    def _gaussian(self, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and log-std of the Gaussian decoder; the log-std is softly floored at -6."""
-        if self.shared_std:
-            return p, self.log_std.clamp_min(-6.0).expand_as(p)
-        return p[:, 0], -6.0 + F.softplus(p[:, 1] + 6.0)
-
     def decoder_log_prob(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x | z), (B,), for x (B, *shape) and z (B, latent)."""
-        p = self._decode_params(z)
-        if self.decoder_kind == "bernoulli":
-            return bernoulli_log_prob(p, x)
-        if self.decoder_kind == "logistic":
-            return discretized_logistic_log_prob(p[:, 0], p[:, 1].clamp(-8.0, 3.0), x, self.info.levels)
-        mean, log_std = self._gaussian(p)
-        if self.info.is_discrete:  # Gaussian decoder on discrete data: dequantised continuous density
-            y, log_det = self.to_continuous(x)
-            return gaussian_log_prob(mean, log_std, y) + log_det
-        return gaussian_log_prob(mean, log_std, x)
-
-    def to_continuous(self, x, generator=None):
-        return dequantize(x, self.info.levels, generator)
+        return self.likelihood.log_prob(self.decoder(z), x)
 
     # -- objectives --------------------------------------------------------------------------------
     def loss(self, x, y=None):
@@ -161,13 +159,25 @@ class VAE(LatentVariableModel):
 
     def log_importance_weights(self, x, k):
         mu, logvar = self.encode(x)
+        return self._log_weights(x, mu, logvar, k, self._decodes_per_block())
+
+    def _log_weights(self, x, mu, logvar, k: int, block: int) -> torch.Tensor:
+        """(B, k) log-weights for k fresh z ~ q(z|x), decoding at most about ``block`` z at a time."""
         std = torch.exp(0.5 * logvar)
         b = len(x)
         eps = torch.randn(b, k, mu.shape[1], device=x.device, dtype=mu.dtype)
-        z = (mu.unsqueeze(1) + std.unsqueeze(1) * eps).reshape(b * k, -1)
-        xk = x.unsqueeze(1).expand(b, k, *x.shape[1:]).reshape(b * k, *x.shape[1:])
-        log_px_z = self.decoder_log_prob(xk, z).view(b, k)
-        log_pz = standard_normal_log_prob(z).view(b, k)
+        z = mu.unsqueeze(1) + std.unsqueeze(1) * eps  # (B, k, latent)
+        rows = max(1, block // k)  # examples per decoder call
+        log_px_z = torch.cat(
+            [
+                self.decoder_log_prob(
+                    xb.unsqueeze(1).expand(len(xb), k, *x.shape[1:]).reshape(len(xb) * k, *x.shape[1:]),
+                    zb.reshape(len(xb) * k, -1),
+                ).view(len(xb), k)
+                for xb, zb in zip(x.split(rows), z.split(rows))
+            ]
+        )
+        log_pz = standard_normal_log_prob(z.reshape(b * k, -1)).view(b, k)
         log_qz = (-0.5 * eps.pow(2) - torch.log(std).unsqueeze(1) - 0.5 * math.log(2 * math.pi)).sum(-1)
         return log_px_z + log_pz - log_qz
 
@@ -178,34 +188,64 @@ class VAE(LatentVariableModel):
         return self.decoder_log_prob(x, z) - kl_normal_standard(mu, logvar)
 
     def log_prob_estimate(self, x, k=100, chunk=None):
-        chunk = chunk or max(1, 8192 // max(1, len(x)))
-        return super().log_prob_estimate(x, k, chunk)
+        """Importance-sampled log p(x) (Burda et al., 2016): ``(estimate (B,), stderr (B,))`` nats.
+
+        Memory stays bounded for any batch and ``k``: x is encoded once, the K proposals are drawn
+        ``chunk`` at a time (default: as many as one block of decoder evaluations holds for the
+        whole batch, at least 1), and each chunk is decoded in blocks of about
+        :data:`IS_BLOCK_BYTES` of estimated activations.
+        """
+        from deepgen.metrics.likelihood import logmeanexp_with_stderr
+
+        mu, logvar = self.encode(x)
+        block = self._decodes_per_block()
+        chunk = chunk or max(1, block // max(1, len(x)))
+        parts = [self._log_weights(x, mu, logvar, min(chunk, k - i), block) for i in range(0, k, chunk)]
+        return logmeanexp_with_stderr(torch.cat(parts, 1))
+
+    def _decodes_per_block(self) -> int:
+        """How many z to decode at once: :data:`IS_BLOCK_BYTES` over the estimated bytes per z.
+
+        Measured once by a one-example dry run of the decoder: the largest of any layer's input plus
+        output (plus the k x k unfolded input a CPU convolution builds, which dominates conv
+        decoders), and about 16 tensors of the data's size alive in the likelihood's log-prob (the
+        discretised logistic's CDF terms).
+        """
+        if self._is_block is None:
+            sizes: list[int] = [0]
+
+            def record(module, inputs, out):
+                if torch.is_tensor(out) and inputs and torch.is_tensor(inputs[0]):
+                    n_in = inputs[0].numel()
+                    unfolded = n_in * math.prod(module.kernel_size) if isinstance(module, torch.nn.Conv2d) else 0
+                    sizes.append(n_in + out.numel() + unfolded)
+
+            hooks = [m.register_forward_hook(record) for m in self.decoder.modules()]
+            p = next(self.decoder.parameters())
+            try:
+                with torch.no_grad():
+                    self.decoder(torch.zeros(1, self.config.latent_dim, device=p.device, dtype=p.dtype))
+            finally:
+                for h in hooks:
+                    h.remove()
+            per_z = (max(sizes) + 16 * self.info.dim) * p.element_size()
+            self._is_block = max(1, IS_BLOCK_BYTES // per_z)
+        return self._is_block
 
     # -- sampling ----------------------------------------------------------------------------------
     @torch.no_grad()
     def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
-        """Mean (or mode) of p(x|z), in data space."""
-        p = self._decode_params(z)
-        if self.decoder_kind == "bernoulli":
-            return torch.sigmoid(p)
-        if self.decoder_kind == "logistic":
-            return self.to_data_space(p[:, 0])
-        return self._gaussian(p)[0]
+        """E[x | z], (B, *shape), in data space."""
+        return self.likelihood.mean(self.decoder(z))
 
     @torch.no_grad()
-    def sample(self, n, *, generator=None, mean: bool = False):
-        """n samples of x ~ p(x|z) p(z); ``mean=True`` returns the decoder means instead."""
-        dev = next(self.parameters()).device
-        z = torch.randn(n, self.config.latent_dim, generator=generator, device=dev)
-        if mean:
-            return self.decode_mean(z)
-        p = self._decode_params(z)
-        if self.decoder_kind == "bernoulli":
-            return torch.bernoulli(torch.sigmoid(p), generator=generator)
-        if self.decoder_kind == "logistic":
-            return discretized_logistic_sample(p[:, 0], p[:, 1].clamp(-8.0, 3.0), self.info.levels, generator)
-        mean, log_std = self._gaussian(p)
-        x = mean + torch.exp(log_std) * torch.randn(mean.shape, generator=generator, device=dev)
-        if self.info.is_discrete:
-            return quantize(x, self.info.levels)
-        return x
+    def _sample(self, n, options, *, generator, y):
+        """z ~ N(0, temperature^2 I), then x ~ p(x|z) (or its mean when ``options.mean``)."""
+        z = options.temperature * torch.randn(n, self.config.latent_dim, generator=generator, device=self.device)
+        params = self.decoder(z)
+        return self.likelihood.mean(params) if options.mean else self.likelihood.sample(params, generator)
+
+
+def _rename_old_log_std(state_dict, prefix, *args) -> None:
+    if prefix + "log_std" in state_dict and prefix + "likelihood.log_std" not in state_dict:
+        state_dict[prefix + "likelihood.log_std"] = state_dict.pop(prefix + "log_std")

@@ -1,0 +1,148 @@
+"""Data kinds beyond i.i.d. examples: signals, scenes and two unpaired domains."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from deepgen.data import DataSpec, dataset_table, load_dataset, validate_tensor
+from deepgen.data.scenes import (
+    SPHERES_SCENE,
+    Shape,
+    camera_rays,
+    look_at,
+    quadrature_render,
+    render_shapes,
+    ring_poses,
+)
+from deepgen.data.signals import coordinate_grid, named_signal, rows_to_values, values_to_rows, waves_field
+from deepgen.errors import DataError
+
+
+def test_named_kinds_are_listed_and_load():
+    names = {r["name"] for r in dataset_table()}
+    for name, kind in [("signal:china", "signal"), ("scene:spheres", "scene"), ("domains:digits-inverted", "domains")]:
+        assert name in names
+        assert load_dataset(name).info.kind == kind
+    with pytest.raises(DataError, match="float targets"):
+        load_dataset(DataSpec("signal:waves", binarize="dynamic"))
+
+
+def test_coordinate_grid_uses_pixel_centres():
+    g = coordinate_grid((2, 4))
+    assert g.shape == (8, 2)
+    assert torch.allclose(g[:4, 0], torch.full((4,), -0.5)) and torch.allclose(
+        g[:4, 1], torch.tensor([-0.75, -0.25, 0.25, 0.75])
+    )
+    hi = coordinate_grid((4, 8))
+    assert hi.abs().max() < 1 and not (torch.cdist(g, hi).min(1).values < 1e-6).any()  # no shared point
+
+
+def test_analytic_signal_at_two_resolutions():
+    ds = named_signal("waves", 16).to_dataset()
+    assert ds.info.kind == "signal" and ds.info.grid == (16, 16) and ds.info.row_shape == (2,)
+    assert ds.train.x.shape == (256, 2) and ds.train.y.shape == (256, 3) and ds.test.x.shape == (1024, 2)
+    for split in (ds.train, ds.test):  # exact values at both resolutions
+        assert torch.allclose(split.y, waves_field(split.x), atol=1e-6)
+    img = rows_to_values(ds.train.y, (16, 16))
+    assert img.shape == (3, 16, 16) and torch.equal(values_to_rows(img), ds.train.y)
+    assert torch.equal(img, ds.container.values)
+    validate_tensor(ds.train.x[:4], ds.info)
+    chirp = load_dataset(DataSpec("signal:chirp", image_size=32))
+    assert chirp.train.x.shape == (32, 1) and chirp.info.grid == (32,) and chirp.test.x.shape == (64, 1)
+
+
+def test_photo_signal_values_and_resolutions():
+    ds = load_dataset(DataSpec("signal:flower", image_size=24))
+    assert ds.train.y.shape == (24 * 24, 3) and ds.test.y.shape == (48 * 48, 3)
+    assert 0 <= float(ds.train.y.min()) and float(ds.train.y.max()) <= 1 and float(ds.train.y.std()) > 0.05
+    # the 2x evaluation grid is the same photo: averaging 2x2 blocks comes close to the native image
+    lo = rows_to_values(ds.train.y, (24, 24))
+    hi = rows_to_values(ds.test.y, (48, 48))
+    assert (torch.nn.functional.avg_pool2d(hi[None], 2)[0] - lo).abs().mean() < 0.03
+
+
+def test_camera_rays_geometry():
+    eye = torch.tensor([3.0, -2.0, 1.5])
+    pose = look_at(eye)
+    assert torch.allclose(pose[:3, :3] @ pose[:3, :3].T, torch.eye(3, dtype=torch.float64), atol=1e-12)
+    o, d = camera_rays(pose, 33, 35, (30.0, 30.0, 17.5, 16.5))  # odd sizes: a pixel sits on the axis
+    assert o.shape == d.shape == (1, 33, 35, 3)
+    assert torch.allclose(d.norm(dim=-1), torch.ones(1, 33, 35))
+    oc, dc = o[0, 16, 17].double(), d[0, 16, 17].double()
+    assert torch.allclose(dc, -eye.double() / eye.double().norm(), atol=1e-6)  # looks at the origin
+    assert torch.linalg.cross(dc, -oc).norm() < 1e-5  # the centre ray passes through the origin
+    # the top row looks up (+z here), the right column looks to the camera's right
+    assert d[0, 0, 17, 2] > dc[2] and torch.dot(d[0, 16, -1].double() - dc, pose[:3, 0]) > 0
+
+
+def test_rendering_a_sphere_gives_the_analytic_transmittance():
+    sigma, r = 1.7, 0.8
+    ball = (Shape("sphere", (0.0, 0.0, 0.0), (r,), sigma, (0.2, 0.4, 0.6)),)
+    o, d = torch.tensor([[0.0, 0.0, 4.0]]), torch.tensor([[0.0, 0.0, -1.0]])
+    rgb, t_far = render_shapes(ball, o, d, near=2.0, far=6.0, background=1.0)
+    t = math.exp(-sigma * 2 * r)
+    assert t_far.item() == pytest.approx(t, rel=1e-12)
+    assert torch.allclose(rgb[0], (1 - t) * torch.tensor([0.2, 0.4, 0.6], dtype=torch.float64) + t)
+    miss, t_miss = render_shapes(ball, o + torch.tensor([[2.0, 0.0, 0.0]]), d, 2.0, 6.0)
+    assert t_miss.item() == 1.0 and torch.allclose(miss, torch.ones(1, 3, dtype=torch.float64))
+
+
+def test_exact_renderer_agrees_with_quadrature():
+    poses = ring_poses(2)
+    o, d = camera_rays(poses, 6, 6, (8.0, 8.0, 3.0, 3.0))
+    o, d = o.reshape(-1, 3).double(), d.reshape(-1, 3).double()
+    exact, _ = render_shapes(SPHERES_SCENE, o, d, 2.0, 6.0)
+
+    def fields(pts):
+        flat = pts.reshape(-1, 3)
+        sig, sc = torch.zeros(len(flat), dtype=torch.float64), torch.zeros(len(flat), 3, dtype=torch.float64)
+        for s in SPHERES_SCENE:
+            c = torch.tensor(s.centre, dtype=torch.float64)
+            if s.kind == "sphere":
+                inside = (flat - c).norm(dim=-1) < s.size[0]
+            else:
+                inside = ((flat - c).abs() < torch.tensor(s.size, dtype=torch.float64)).all(-1)
+            sig += inside * s.density
+            sc += (inside * s.density)[:, None] * torch.tensor(s.colour, dtype=torch.float64)
+        return sig.reshape(pts.shape[:-1]), (sc / sig.clamp_min(1e-12)[:, None]).reshape(*pts.shape[:-1], 3)
+
+    approx = quadrature_render(lambda p: fields(p)[0], lambda p: fields(p)[1], o, d, 2.0, 6.0, n_samples=4000)
+    assert (approx - exact).abs().max() < 1e-2 and (exact.std() > 0.05)
+
+
+def test_scene_dataset_is_rays_and_colours():
+    ds = load_dataset(DataSpec("scene:spheres", image_size=16))
+    scene, info = ds.container, ds.info
+    n_train, n_test = len(scene.train_views), len(scene.test_views)
+    assert (n_train, n_test) == (25, 5) and not set(scene.train_views) & set(scene.test_views)
+    assert ds.train.x.shape == (n_train * 256, 6) and ds.train.y.shape == (n_train * 256, 3)
+    assert ds.test.x.shape == (n_test * 256, 6) and info.bounds == (2.0, 6.0) and info.camera[2] == 8.0
+    view = scene.train_views[3]  # rows of a training view, back into an image
+    rows = ds.train.y[3 * 256 : 4 * 256]
+    assert torch.equal(rows.reshape(16, 16, 3).permute(2, 0, 1), scene.images[view])
+    hi = scene.render(scene.poses[:1], (32, 32))  # ground truth at twice the resolution
+    assert hi.shape == (1, 3, 32, 32) and (torch.nn.functional.avg_pool2d(hi, 2) - scene.images[:1]).abs().mean() < 0.05
+    o, d = scene.rays(scene.poses[:1], (32, 32))
+    assert o.shape == (1, 32, 32, 3) and torch.allclose(d.norm(dim=-1), torch.ones(1, 32, 32))
+
+
+def test_domains_are_unpaired_and_batches_independent():
+    ds = load_dataset("domains:digits-inverted")
+    pair, info = ds.container, ds.info
+    assert info.kind == "domains" and info.domain_b.shape == (1, 8, 8) and ds.train.y is None
+    a, b = pair.a.train.storage.flatten(1), (16 - pair.b.train.storage).flatten(1)
+    assert len(a) + len(b) == 1294  # disjoint halves of the digits training split
+    matches = (a[:, None, :] == b[None, :, :]).all(-1).sum().item()
+    assert matches < 5  # no B image is the inverted copy of an A image (digits has a few exact duplicates)
+    g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    xb = ds.draw_b(32, g1)
+    assert xb.shape == (32, 1, 8, 8) and torch.equal(xb, ds.draw_b(32, g2))
+    assert float(xb.mean()) > float(ds.train.x.mean())  # inverted digits are mostly bright
+    with pytest.raises(DataError, match="two domains"):
+        load_dataset("digits").draw_b(2)
+    t = load_dataset("domains:digits-transposed").container
+    mean_a, mean_b = t.a.train.x.mean(0), t.b.train.x.mean(0)  # B's mean digit is A's, transposed
+    assert (mean_b.transpose(-1, -2) - mean_a).abs().max() < 0.1 < (mean_b - mean_a).abs().max()
