@@ -139,12 +139,12 @@ def test_capabilities_are_declared_and_queried(digits):
 
 
 def test_complete_through_the_cli(cond_run, capsys, tmp_path):
-    code, out, err = cli(capsys, "complete", cond_run, "--mask", "bottom-half", "-n", "5", "--out", tmp_path / "c.png")
+    code, out, err = cli(capsys, "complete", cond_run, "--mask", "bottom-half", "-n", "6", "--out", tmp_path / "c.png")
     assert code == 0, err
     from PIL import Image
 
     w, h = Image.open(tmp_path / "c.png").size
-    assert w > h  # 5 columns, 2 + 3 rows
+    assert w > h  # 6 columns; rows: original, observed part, 3 completions
     code, out, err = cli(capsys, "complete", cond_run, "--mask", "random:0.5", "-n", "2", "--out", tmp_path / "c.npy")
     assert code == 0, err
     code, out, err = cli(capsys, "edit", cond_run, "--out", tmp_path / "e.png")

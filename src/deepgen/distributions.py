@@ -1,6 +1,8 @@
-"""Per-dimension likelihoods shared by decoders and autoregressive heads.
+"""Per-dimension likelihood formulas, pure functions of tensors.
 
-Each ``*_log_prob`` returns log-probabilities summed over all non-batch dimensions, shape (B,), in
+Models do not call these directly to choose a likelihood: :func:`deepgen.nn.likelihood_head` picks a
+head from the data (Bernoulli, categorical, discretised logistic, Gaussian) and the heads build on
+these formulas. Each ``*_log_prob`` returns log-probabilities summed over all non-batch dimensions, shape (B,), in
 nats. Discrete data ``x`` use deepgen's convention ``x = k / (L - 1)`` (see :mod:`deepgen.data.base`).
 """
 

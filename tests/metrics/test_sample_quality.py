@@ -135,3 +135,58 @@ def test_mode_coverage_and_mmd():
     assert mode_coverage(one, centers, std)["modes"] == 1
     y = toy2d.sample("8gaussians", 1000, torch.Generator().manual_seed(2))
     assert abs(gaussian_mmd2(x[:1000], y)) < 0.01 < gaussian_mmd2(x[:1000], one[:1000])
+
+
+def test_kid_all_pairs_matches_brute_force_and_chunking():
+    from deepgen.metrics.kid import kid, mmd2_unbiased, real_kernel_sums
+
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(37, 6, generator=g).double(), (torch.randn(23, 6, generator=g) + 0.3).double()
+    k = (polynomial_kernel(x, x), polynomial_kernel(y, y), polynomial_kernel(x, y))
+    whole = kid(x, y)
+    assert whole["kid"] == pytest.approx(mmd2_unbiased(*k), rel=1e-10)
+    chunked = kid(x, y, chunk=5, real_sums=real_kernel_sums(x, chunk=7))
+    for key in ("kid", "se", "se_unbiased"):
+        assert chunked[key] == pytest.approx(whole[key], rel=1e-9)
+
+    # jackknife by brute force: recompute the U-statistic with each example left out
+    def u(a, b):
+        return mmd2_unbiased(polynomial_kernel(a, a), polynomial_kernel(b, b), polynomial_kernel(a, b))
+
+    tx = torch.tensor([u(torch.cat([x[:i], x[i + 1 :]]), y) for i in range(len(x))])
+    ty = torch.tensor([u(x, torch.cat([y[:j], y[j + 1 :]])) for j in range(len(y))])
+    var = (len(x) - 1) / len(x) * ((tx - tx.mean()) ** 2).sum() + (len(y) - 1) / len(y) * ((ty - ty.mean()) ** 2).sum()
+    assert whole["se"] == pytest.approx(var.sqrt().item(), rel=1e-6)  # brute force loses digits
+    with pytest.raises(ValueError):
+        kid(x[:3], y)
+
+
+def test_fid_bootstrap_with_fixed_reference_stats():
+    from deepgen.metrics.fid import fid_bootstrap
+
+    g = torch.Generator().manual_seed(4)
+    real, fake = torch.randn(500, 8, generator=g), torch.randn(300, 8, generator=g) + 0.5
+    fixed = fid_bootstrap(GaussianStats.of(real), fake, n_boot=50)
+    both = fid_bootstrap(real, fake, n_boot=50)
+    assert fixed["fid"] == pytest.approx(fid_from_features(real, fake)) == both["fid"]
+    assert 0 < fixed["se"] < both["se"]  # resampling the reference too adds its uncertainty
+    assert fixed["low"] <= fixed["fid"] <= fixed["high"] and fixed["n_real"] == 500
+
+
+def test_toy_sample_quality_on_true_and_collapsed_8gaussians():
+    from deepgen.data import toy2d
+    from deepgen.metrics.toy2d import assign_modes, toy_sample_quality
+
+    centers, std = toy2d.mode_centers("8gaussians")
+    assert torch.equal(assign_modes("8gaussians", centers + 0.1), torch.arange(8))
+    x = toy2d.sample("8gaussians", 2000, torch.Generator().manual_seed(0))
+    q = toy_sample_quality("8gaussians", x)
+    assert q["modes"] == 8 and q["mode_kl"] < 0.02 and 0.97 < q["high_quality"] <= 1
+    assert abs(q["nll_data"] - q["entropy"]) < 4 * q["nll_data_se"]
+    one = centers[0] + std * torch.randn(2000, 2, generator=torch.Generator().manual_seed(1))
+    c = toy_sample_quality("8gaussians", one)
+    assert c["modes"] == 1 and c["mode_kl"] > 4 and c["high_quality"] > 0.97
+    assert c["mode_counts"][0] > 1900 and sum(c["mode_counts"]) == 2000
+    assert toy_sample_quality("swissroll", x)["modes"] is None
+    far = toy_sample_quality("checkerboard", torch.full((10, 2), 10.0))
+    assert far["nll_data"] == float("inf") and far["high_quality"] == 0 and far["modes"] == 0

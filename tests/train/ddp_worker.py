@@ -3,13 +3,18 @@
     ddp_worker.py MODEL OUT [BATCH]
 
 MODEL: vae or gan (ranks must agree), or gmm / gmm-two-optimizers (deterministic models whose
-2-process run must match a 1-process run with the same global batch: that checks the averaging).
+2-process run must match a 1-process run with the same global batch: that checks the averaging),
+unused (a parameter only rank 1 uses, through the manual all-reduce), or per-rank (a per-rank
+buffer):
+
+    ddp_worker.py per-rank OUT STEPS     # trains (or resumes) OUT/run to STEPS, saves each rank's buffer
 """
 
 import sys
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from deepgen.data import DataSpec, load_dataset
 from deepgen.models.baselines import GaussianMixture
@@ -37,11 +42,66 @@ class TwoOptimizerGMM(GaussianMixture):
         return out
 
 
+class UnusedOnRank0(SGDGMM):
+    """A scalar ``extra`` that only rank 1's loss uses (``extra ** 2``); stepped by the manual all-reduce."""
+
+    def __init__(self, info, config):
+        super().__init__(info, config)
+        self.extra = nn.Parameter(torch.tensor(1.0))
+
+    def loss(self, x, y=None):
+        out = super().loss(x)
+        if torch.distributed.is_initialized() and torch.distributed.get_rank() == 1:
+            out["loss"] = out["loss"] + self.extra**2
+        return out
+
+    def train_step(self, x, y, ctx):  # its own train_step: the non-DDP path
+        out = self.loss(x)
+        ctx.step(out["loss"])
+        return out
+
+
+class PerRankChain(SGDGMM):
+    """Persistent per-rank state (like an EBM's chains): each rank's buffer follows its own batches."""
+
+    per_rank_buffers = ("chain",)
+
+    def __init__(self, info, config):
+        super().__init__(info, config)
+        self.register_buffer("chain", torch.zeros(4, 2))
+
+    def initialize(self, x):  # differs by rank: the first batches differ
+        self.chain.copy_(x[:4])
+
+    def loss(self, x, y=None):
+        with torch.no_grad():  # a step of a "chain" that depends on this rank's data and RNG
+            self.chain.mul_(0.5).add_(0.5 * x[:4] + 0.01 * torch.randn_like(self.chain))
+        return super().loss(x)
+
+
+def gmm(cls, ds):
+    torch.manual_seed(0)
+    model = cls(ds.info, GaussianMixture.Config(3))
+    model.initialize(ds.train.x[:256])  # the same on every rank, so fit() needs no data-dependent init
+    return model
+
+
 name, out = sys.argv[1], sys.argv[2]
 Path(out).mkdir(parents=True, exist_ok=True)
-batch = int(sys.argv[3]) if len(sys.argv) > 3 else 16
+batch = int(sys.argv[3]) if len(sys.argv) > 3 and name != "per-rank" else 16
 ds = load_dataset(DataSpec("moons", n_train=1000))
-if name.startswith("gmm"):
+cfg = TrainConfig(steps=8, batch_size=batch, progress=False, eval_every=0, threads=1, lr=0.05)
+if name == "per-rank":  # one run per process launch: a process group is joined once
+    steps = int(sys.argv[3])
+    cfg = TrainConfig(**{**cfg.__dict__, "batch_size": 16, "steps": steps})
+    t = Trainer(gmm(PerRankChain, ds), ds, cfg, f"{out}/run", plots=False, quiet=True, resume=True)
+    t.fit()
+    torch.save(t.model.chain.clone(), f"{out}/chain{t.dist.rank}-{steps}.pt")
+    sys.exit(0)
+if name == "unused":
+    model = gmm(UnusedOnRank0, ds)
+    model.initialize = lambda x: None
+elif name.startswith("gmm"):
     torch.manual_seed(0)
     model = (TwoOptimizerGMM if name == "gmm-two-optimizers" else SGDGMM)(ds.info, GaussianMixture.Config(3))
     model.initialize(ds.train.x[:256])  # the same on every rank, so fit() needs no data-dependent init
@@ -50,7 +110,6 @@ if name.startswith("gmm"):
 else:
     opts = {"vae": {"hidden": (16, 16), "latent_dim": 2}, "gan": {"hidden": (16, 16), "latent_dim": 2}}[name]
     model = build_model(name, ds.info, opts, seed=0)
-cfg = TrainConfig(steps=8, batch_size=batch, progress=False, eval_every=0, threads=1, lr=0.05)
 trainer = Trainer(model, ds, cfg, f"{out}/run", plots=False, quiet=True)
 trainer.fit()
 torch.save({k: v.clone() for k, v in model.state_dict().items()}, f"{out}/rank{trainer.dist.rank}.pt")

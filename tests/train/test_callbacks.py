@@ -44,6 +44,7 @@ class Noisy(GenerativeModel):
     def evaluate(self, x, y=None):
         return {"mse": float(self.net(x).pow(2).mean())}
 
+    @torch.no_grad()
     def sample(self, n, *, generator=None):
         return self.net(torch.randn(n, 2, generator=generator))
 
@@ -103,7 +104,9 @@ def test_hooks_run_when_documented_and_never_change_training(moons, tmp_path):
 
 def test_ready_made_plot_callbacks(moons, tmp_path):
     with registry.temporary("test-noisy", Noisy):
-        t = Trainer(Noisy(moons.info), moons, cfg(), tmp_path, callbacks=run_plots_callbacks(sample_every=3), quiet=True)
+        t = Trainer(
+            Noisy(moons.info), moons, cfg(), tmp_path, callbacks=run_plots_callbacks(sample_every=3), quiet=True
+        )
         summary = t.fit()
     assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step_000003.png", "step_000006.png"]
     assert set(summary["plots"]) == {"loss", "samples"} and (tmp_path / "loss.png").exists()

@@ -83,3 +83,36 @@ def test_cli_under_torchrun(tmp_path):
     cfg = (out / "config.json").read_text()
     assert '"world_size": 2' in cfg
     shutil.rmtree(out)
+
+
+@pytest.mark.slow
+def test_parameter_unused_on_one_rank(tmp_path):
+    """The manual all-reduce sends zeros for a missing gradient: no hang, nothing added to the wrong tensor."""
+    p = run([str(HERE / "ddp_worker.py"), "unused", str(tmp_path)], timeout=120)
+    assert p.returncode == 0, p.stderr[-3000:]
+    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    for k in r0:
+        assert torch.equal(r0[k], r1[k]), k
+    # only rank 1's loss has extra**2: the averaged gradient is (2 e + 0) / 2 = e, so SGD gives e (1 - lr)^8
+    assert r0["extra"].item() == pytest.approx(0.95**8, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_per_rank_buffers_survive_start_and_resume(tmp_path):
+    """A fresh start keeps each rank's own buffer, and 8 straight steps equal 4 + resume + 4 on every rank."""
+    for folder, steps in (("straight", 8), ("resumed", 4), ("resumed", 8)):
+        p = run([str(HERE / "ddp_worker.py"), "per-rank", str(tmp_path / folder), str(steps)], timeout=120)
+        assert p.returncode == 0, p.stderr[-3000:]
+    chain = {
+        (folder, r, s): torch.load(tmp_path / folder / f"chain{r}-{s}.pt", weights_only=True)
+        for folder, s in (("straight", 8), ("resumed", 4), ("resumed", 8))
+        for r in (0, 1)
+    }
+    assert not torch.equal(chain["straight", 0, 8], chain["straight", 1, 8])  # rank 0 did not overwrite rank 1
+    for r in (0, 1):
+        assert torch.equal(chain["straight", r, 8], chain["resumed", r, 8]), f"rank {r} resumed differently"
+    ckpt = torch.load(tmp_path / "resumed" / "run" / "checkpoint.pt", weights_only=True)
+    assert [set(b) for b in ckpt["per_rank_buffers"]] == [{"chain"}, {"chain"}]
+    assert torch.equal(ckpt["per_rank_buffers"][1]["chain"], chain["resumed", 1, 8])
+    assert torch.equal(ckpt["model"]["chain"], chain["resumed", 0, 8])  # load_run sees rank 0's

@@ -4,6 +4,7 @@ GPU bookkeeping (lagged divergence check, device-side metric sums) exercised on 
 from __future__ import annotations
 
 import json
+
 import pytest
 import torch
 from torch import nn
@@ -13,8 +14,7 @@ from deepgen.data import DataSpec, load_dataset
 from deepgen.data.base import Dataset, Split
 from deepgen.errors import ConfigError
 from deepgen.models.base import GenerativeModel
-from deepgen.train import TrainConfig, Trainer, TrainingDiverged, load_run
-from deepgen.train import accel
+from deepgen.train import TrainConfig, Trainer, TrainingDiverged, accel, load_run
 from deepgen.train.distributed import pick_device
 
 

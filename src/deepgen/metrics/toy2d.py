@@ -141,7 +141,7 @@ def toy_sample_quality(
     *,
     quantile: float = 0.01,
     cover_fraction: float = 0.5,
-    n_reference: int = 20_000,
+    n_reference: int = 10_000,
     seed: int = 12_345,
 ) -> dict:
     """Exact-density sample-quality metrics of ``samples`` (N, 2) for toy ``name`` (see module doc).

@@ -74,6 +74,32 @@ def setup(device: str = "auto") -> DistInfo:
     return DistInfo(rank, world, local, dev)
 
 
+def wrap_ddp(model: torch.nn.Module, info: DistInfo, ignore: tuple[str, ...] = ()):
+    """``DistributedDataParallel(model)`` with the model's declared options.
+
+    ``ignore`` names per-rank buffers, which DDP must neither broadcast from rank 0 when it wraps
+    the model (that would overwrite every other rank's restored state) nor before each forward.
+    ``model.ddp_broadcast_buffers`` (the other buffers, e.g. batch-norm statistics, synced from
+    rank 0 before each forward) and ``ddp_find_unused_parameters`` (a loss that may skip a
+    parameter on some ranks; costs a graph walk per step) are read from the model's class.
+    """
+    import inspect
+
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    if ignore:  # torch's (private, long-standing) hook for exactly this
+        DDP._set_params_and_buffers_to_ignore_for_model(model, list(ignore))
+    sync = getattr(type(model), "ddp_broadcast_buffers", True)
+    # torch 2.13 renamed broadcast_buffers (now deprecated, with a warning) to forward_sync_buffers
+    key = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DDP).parameters else "broadcast_buffers"
+    return DDP(
+        model,
+        device_ids=[info.device.index] if info.device.type == "cuda" else None,
+        find_unused_parameters=getattr(type(model), "ddp_find_unused_parameters", False),
+        **{key: sync},
+    )
+
+
 def teardown(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()

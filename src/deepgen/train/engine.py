@@ -213,15 +213,7 @@ class Trainer:
             if self.ema is not None:
                 self.ema = EMA(model, cfg.ema_decay)
         if dist.enabled and default_step:
-            from torch.nn.parallel import DistributedDataParallel
-
-            if per_rank:  # DDP would otherwise broadcast rank 0's copy at wrap time and every step
-                DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, list(per_rank))
-            self.ddp = DistributedDataParallel(
-                model,
-                device_ids=[dist.device.index] if dist.device.type == "cuda" else None,
-                broadcast_buffers=model.ddp_broadcast_buffers,
-            )
+            self.ddp = D.wrap_ddp(model, dist, ignore=per_rank)
         self.forward_module = self.ddp or model
         if cfg.compile:
             self.forward_module = accel.compile_forward(self.forward_module)

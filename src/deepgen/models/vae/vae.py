@@ -42,7 +42,7 @@ from deepgen.nn import MLP, ConvDecoder, ConvEncoder, arch_for, likelihood_head
 from deepgen.registry import register
 
 #: Memory budget (bytes, estimated) for one block of decoder evaluations in importance sampling.
-IS_BLOCK_BYTES = 96 * 2**20
+IS_BLOCK_BYTES = 160 * 2**20
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ class VAE(LatentVariableModel):
         self.likelihood = head
         self._is_block: int | None = None
         # checkpoints written before the shared heads stored the Gaussian's log-std as "log_std"
-        self._register_load_state_dict_pre_hook(_rename_old_log_std)
+        self.register_load_state_dict_pre_hook(_rename_old_log_std)
 
     @property
     def decoder_kind(self) -> str:
@@ -208,7 +208,7 @@ class VAE(LatentVariableModel):
 
         Measured once by a one-example dry run of the decoder: the largest of any layer's input plus
         output (plus the k x k unfolded input a CPU convolution builds, which dominates conv
-        decoders), and about 16 tensors of the data's size alive in the likelihood's log-prob (the
+        decoders), and about 24 tensors of the data's size alive in the likelihood's log-prob (the
         discretised logistic's CDF terms).
         """
         if self._is_block is None:
@@ -228,7 +228,7 @@ class VAE(LatentVariableModel):
             finally:
                 for h in hooks:
                     h.remove()
-            per_z = (max(sizes) + 16 * self.info.dim) * p.element_size()
+            per_z = (max(sizes) + 24 * self.info.dim) * p.element_size()
             self._is_block = max(1, IS_BLOCK_BYTES // per_z)
         return self._is_block
 
@@ -246,6 +246,6 @@ class VAE(LatentVariableModel):
         return self.likelihood.mean(params) if options.mean else self.likelihood.sample(params, generator)
 
 
-def _rename_old_log_std(state_dict, prefix, *args) -> None:
+def _rename_old_log_std(module, state_dict, prefix, *args) -> None:
     if prefix + "log_std" in state_dict and prefix + "likelihood.log_std" not in state_dict:
         state_dict[prefix + "likelihood.log_std"] = state_dict.pop(prefix + "log_std")
