@@ -6,6 +6,9 @@ timed, alternating, on the same batches:
 
 * bare:   x = data[idx]; loss = model.loss(x); zero_grad; backward; optimizer.step()
 * engine: deepgen's Trainer.fit (progress bar, metrics.jsonl every 50 steps, loss check, EMA, ...)
+* engine_lagged: the engine in its GPU bookkeeping mode, forced on the CPU (metrics summed as
+  tensors, the loss check lagged by one step): shows what that mode would cost where reading a
+  value is free, which is why the CPU keeps reading floats every step
 
 overhead = median(engine step) / median(bare step) - 1. Then a sampling profiler (py-spy, which does
 not slow down the Python it watches the way cProfile does) records an engine run: the share of
@@ -81,7 +84,7 @@ def bare_loop(model, x, steps, batch, seed):
     return (time.perf_counter() - t0) / steps
 
 
-def engine_loop(model, ds, steps, batch, seed, ema, out):
+def engine_loop(model, ds, steps, batch, seed, ema, out, host_sync=None):
     cfg = TrainConfig(
         steps=steps,
         batch_size=batch,
@@ -94,6 +97,7 @@ def engine_loop(model, ds, steps, batch, seed, ema, out):
         progress=True,
     )
     trainer = Trainer(model, ds, cfg, out, plots=False)
+    trainer._host_sync = host_sync
     with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
         summary = trainer.fit()
     return summary["train_seconds"] / steps
@@ -161,7 +165,7 @@ def main():
     if args.profile_target:
         return profile_target(args)
     ds = load_dataset(DataSpec("moons", n_train=20_000))
-    times = {"bare": [], "engine": [], "engine_ema": []}
+    times = {"bare": [], "engine": [], "engine_ema": [], "engine_lagged": []}
     with temporary("bench-realnvp", TinyRealNVP), tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats):
             for kind in times:  # alternate the three loops so drift hits all equally
@@ -171,7 +175,9 @@ def main():
                     times[kind].append(bare_loop(model, ds.train.x, args.steps, args.batch_size, r))
                 else:
                     ema = 0.999 if kind == "engine_ema" else 0.0
-                    times[kind].append(engine_loop(model, ds, args.steps, args.batch_size, r, ema, f"{tmp}/{kind}{r}"))
+                    sync = False if kind == "engine_lagged" else None
+                    out = f"{tmp}/{kind}{r}"
+                    times[kind].append(engine_loop(model, ds, args.steps, args.batch_size, r, ema, out, sync))
         med = {k: statistics.median(v) for k, v in times.items()}
         prof = cProfile.Profile()
         torch.manual_seed(0)
@@ -189,17 +195,21 @@ def main():
         "py_spy": spy,
         "median_step_ms": {k: 1e3 * v for k, v in med.items()},
         "all_step_ms": {k: [1e3 * t for t in v] for k, v in times.items()},
-        "overhead_vs_bare": {k: med[k] / med["bare"] - 1 for k in ("engine", "engine_ema")},
+        "overhead_vs_bare": {k: med[k] / med["bare"] - 1 for k in ("engine", "engine_ema", "engine_lagged")},
+        "spread_step_ms": {k: [1e3 * min(v), 1e3 * max(v)] for k, v in times.items()},
         "cprofile_share_outside_train_step": 1 - step_time / total,
     }
     print(
         f"median ms/step: bare {results['median_step_ms']['bare']:.3f}, engine "
         f"{results['median_step_ms']['engine']:.3f}, engine+EMA {results['median_step_ms']['engine_ema']:.3f}"
     )
+    ovh = results["overhead_vs_bare"]
     print(
-        f"overhead vs bare loop: engine {100 * results['overhead_vs_bare']['engine']:.1f}%, "
-        f"engine+EMA {100 * results['overhead_vs_bare']['engine_ema']:.1f}%"
+        f"overhead vs bare loop: engine {100 * ovh['engine']:.1f}%, engine+EMA {100 * ovh['engine_ema']:.1f}%, "
+        f"engine with GPU bookkeeping on CPU {100 * ovh['engine_lagged']:.1f}%"
     )
+    spread = results["spread_step_ms"].items()
+    print("spread (min..max ms/step): " + ", ".join(f"{k} {a:.3f}..{b:.3f}" for k, (a, b) in spread))
     if spy:
         print(
             f"py-spy (engine+EMA): {100 * spy['share_outside_train_step']:.1f}% of the training loop's samples "

@@ -40,6 +40,21 @@ def binary_digits():
     return load_dataset(DataSpec("digits", binarize="threshold"))
 
 
+@pytest.fixture(scope="session")
+def waves_signal():
+    return load_dataset(DataSpec("signal:waves", image_size=16))
+
+
+@pytest.fixture(scope="session")
+def spheres_scene():
+    return load_dataset("scene:spheres")
+
+
+@pytest.fixture(scope="session")
+def digit_domains():
+    return load_dataset("domains:digits-inverted")
+
+
 @pytest.fixture
 def cpu_generator():
     return torch.Generator().manual_seed(0)

@@ -152,3 +152,54 @@ class StackedAffine(Flow):
         for i in range(self.config.layers):
             layers += [Affine(self.info.shape), RandomPermutation(self.info.shape[0], generator=i)]
         return Compose(*layers)
+
+
+@dataclass(frozen=True)
+class SignalMLPConfig:
+    """Options of :class:`SignalMLP`.
+
+    hidden: width of the two hidden layers.
+    """
+
+    hidden: int = 32
+
+
+@dataclass(frozen=True)
+class SignalSampleOptions:
+    """Sampling options of :class:`SignalMLP`.
+
+    scale: render at ``scale`` times the native resolution.
+    """
+
+    scale: int = 1
+
+
+@register("test-signal-mlp")
+class SignalMLP(GenerativeModel):
+    """A signal double: a ReLU MLP fitted to coordinates -> values (the baseline of Sitzmann et al. 2020)."""
+
+    family = "implicit"
+    Config = SignalMLPConfig
+    SampleConfig = SignalSampleOptions
+    data_kinds = ("signal",)
+    density_summary = "none (a fitted function)"
+
+    def __init__(self, info, config=None):
+        super().__init__(info, config)
+        h = self.config.hidden
+        d, c = len(info.grid), info.shape[0]
+        self.net = nn.Sequential(nn.Linear(d, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, c))
+
+    def predict(self, x):
+        """Values (N, C) at coordinates x (N, d)."""
+        return self.net(x)
+
+    def loss(self, x, y=None):
+        return {"loss": (self.predict(x) - y).pow(2).mean()}
+
+    def _sample(self, n, options, *, generator, y):
+        from deepgen.data.signals import coordinate_grid, rows_to_values
+
+        res = tuple(g * options.scale for g in self.info.grid)
+        img = rows_to_values(self.predict(coordinate_grid(res).to(self.device)), res)
+        return img.unsqueeze(0).expand(n, *img.shape)  # a fitted signal: every sample is the same

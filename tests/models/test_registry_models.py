@@ -23,7 +23,12 @@ from deepgen.registry import get_model_class, model_modules, model_names
 from deepgen.train import TrainConfig, Trainer, build_model, load_run
 
 #: Test datasets by data kind (conftest fixtures). Every kind a model declares must have one here.
-DATASETS = {"examples": ["moons", "digits", "binary_digits"]}
+DATASETS = {
+    "examples": ["moons", "digits", "binary_digits"],
+    "signal": ["waves_signal"],
+    "scene": ["spheres_scene"],
+    "domains": ["digit_domains"],
+}
 CASES = [(n, d) for n in model_names() for k in get_model_class(n).data_kinds for d in DATASETS.get(k, [])]
 
 
@@ -35,7 +40,10 @@ def _build(name, ds, seed=0):
 
 
 def _labels(model, split, n):
-    return split.y[:n] if model.conditional else None
+    """What the trainer passes as ``y``: labels for conditional models, targets for signals and scenes."""
+    if model.conditional or model.info.kind in ("signal", "scene"):
+        return split.y[:n]
+    return None
 
 
 def _sample(model, n, seed):

@@ -100,3 +100,14 @@ def test_mismatched_state(run_dir, tmp_path):
     torch.save(ckpt, tmp_path / "checkpoint.pt")
     with pytest.raises(CheckpointError, match="does not match"):
         load_run(tmp_path)
+
+
+def test_load_run_resolves_devices(run_dir):
+    from deepgen.errors import ConfigError
+    from deepgen.train.distributed import pick_device
+
+    run = load_run(run_dir, device="auto")
+    assert run.device == pick_device("auto") == next(run.model.parameters()).device
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            load_run(run_dir, device="cuda")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import csv
 import html
+import math
 from pathlib import Path
 
+from deepgen.data.toy2d import TOY2D
 from deepgen.models.base import FAMILIES
 
 #: Row order: the real-data reference first, then the families in the order models declare them.
@@ -54,7 +56,35 @@ def _nll_cell(row: dict, discrete: bool) -> str:
             return f"{_num(m['entropy']['value'])} (entropy)" if m.get("entropy") else ""
         return "n/a"
     kind = {"exact": "exact", "lower bound": "bound", "estimate": "est."}.get(e.get("kind"), e.get("kind", ""))
-    return f"{_num(e['value'])} ({kind})"
+    # standard error of the mean over test examples, with any Monte Carlo error in quadrature
+    se = math.sqrt((e.get("sem") or 0.0) ** 2 + (e.get("mc_stderr") or 0.0) ** 2)
+    pm = f" ± {_num(se, 2)}" if se > 0 and math.isfinite(se) else ""
+    return f"{_num(e['value'])}{pm} ({kind})"
+
+
+def _pm(row: dict, key: str, scale: float, digits: int) -> str:
+    """``value ± s.e.`` (scaled), or the value alone when the metric carries no error."""
+    e = row["metrics"].get(key) or {}
+    v = e.get("value")
+    if v is None:
+        return "n/a"
+    if v == float("inf"):
+        return "inf"
+    se = e.get("se")
+    if se is None:
+        return f"{scale * v:.{digits}f}"
+    return f"{scale * v:.{digits}f} ± {scale * se:.{digits}f}"
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}%"
+
+
+def _modes_cell(row: dict) -> str:
+    e = row["metrics"].get("modes") or {}
+    if e.get("value") is None:
+        return "n/a"
+    return f"{e['value']}/{e['total']}" if e.get("total") else str(e["value"])
 
 
 def _model_cell(row: dict) -> str:
@@ -80,33 +110,27 @@ def columns(info) -> list[tuple[str, callable]]:
     ]
     if info.is_image:
         cols += [
-            ("FID", lambda r: _num(_v(r, "fid"), 2)),
-            (
-                "KID x1e3",
-                lambda r: (
-                    "n/a"
-                    if _v(r, "kid") is None
-                    else f"{1e3 * _v(r, 'kid'):.2f} ± {1e3 * r['metrics']['kid'].get('std', 0):.2f}"
-                ),
-            ),
-            ("Precision", lambda r: _num(_v(r, "precision"))),
+            ("FID ± s.e.", lambda r: _pm(r, "fid", 1.0, 2)),
+            ("KID x1e3 ± s.e.", lambda r: _pm(r, "kid", 1e3, 1)),
             ("Recall", lambda r: _num(_v(r, "recall"))),
             ("Coverage", lambda r: _num(_v(r, "coverage"))),
+        ]
+    elif info.name in TOY2D:
+        cols += [
+            ("-log p_data (nats)", lambda r: _pm(r, "nll_data", 1.0, 3)),
+            ("HQ samples", lambda r: _pct(_v(r, "high_quality"))),
+            ("Modes", _modes_cell),
+            ("Mode KL", lambda r: _num(_v(r, "mode_kl"))),
+            ("Recall", lambda r: _num(_v(r, "recall"))),
+            ("MMD² x1e3", lambda r: "n/a" if _v(r, "mmd2") is None else f"{1e3 * _v(r, 'mmd2'):.2f}"),
         ]
     else:
         cols += [
             ("MMD² x1e3", lambda r: "n/a" if _v(r, "mmd2") is None else f"{1e3 * _v(r, 'mmd2'):.2f}"),
             ("Precision", lambda r: _num(_v(r, "precision"))),
             ("Recall", lambda r: _num(_v(r, "recall"))),
+            ("Coverage", lambda r: _num(_v(r, "coverage"))),
         ]
-        if info.name in ("8gaussians", "25gaussians"):
-            cols.append(("Modes", lambda r: _num(_v(r, "modes"))))
-            cols.append(
-                (
-                    "HQ samples",
-                    lambda r: "n/a" if _v(r, "high_quality") is None else f"{100 * _v(r, 'high_quality'):.1f}%",
-                )
-            )
     cols.append(("Train time (s)", lambda r: _num(_v(r, "train_time"), 1) if r.get("family") != "reference" else ""))
     cols.append(("Peak mem (MiB)", lambda r: _num(_v(r, "peak_memory"), 0) if r.get("family") != "reference" else ""))
     return cols
@@ -129,8 +153,14 @@ def notes(result, info) -> list[str]:
         ),
         None,
     )
+    n = result.reference.get("n_samples")
     out = [
         "Same data, steps, batch size and seed for every model; each model uses its own default learning rate.",
+        f"Every row's sample-quality metrics use the same number of samples, n = {n:,} (the real-data row "
+        "included): FID and k-NN metrics depend on n. ± is one standard error (FID: bootstrap over samples; "
+        "KID: jackknife over both sets; NLL: over test examples and Monte Carlo draws)."
+        if n
+        else "",
         "Train: median training examples/s over logged windows (first window skipped). Sample: samples/s.",
         "NLL labels: exact = log-likelihood; bound = lower bound on log p(x) (ELBO or dequantisation), so the "
         "true NLL is lower; est. = importance-sampled estimate. GANs define no density.",
@@ -162,7 +192,7 @@ def write_reports(result, ds, meta: dict) -> dict[str, str]:
     out = result.out
     md = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     md += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in table]
-    md += [""] + [f"- {n}" for n in notes(result, info)]
+    md += [""] + [f"- {n}" for n in notes(result, info) if n]
     title = f"deepgen compare on {info.describe()}"
     (out / "table.md").write_text(f"# {title}\n\n" + "\n".join(md) + "\n")
     with open(out / "table.csv", "w", newline="") as fh:
@@ -234,7 +264,7 @@ def render_html(title, headers, table, rows, result, info, meta) -> str:
         f"{meta['steps']} steps, batch {meta['batch_size']}, seed {meta['seed']}, torch {meta['torch']}, "
         f"{meta['threads']} threads, {meta['date']}"
     )
-    note_items = "".join(f"<li>{e(n)}</li>" for n in notes(result, info))
+    note_items = "".join(f"<li>{e(n)}</li>" for n in notes(result, info) if n)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title><style>{CSS}</style></head>
 <body>

@@ -67,8 +67,16 @@ def run_compare(
         f"{steps} steps x batch {batch_size}, seed {seed}"
     )
     quality = SampleQuality.for_dataset(ds, features)
+    if n_samples:
+        quality.n = min(n_samples, len(quality.held_out))  # the reference row uses the same n as the models
+        n_samples = quality.n
     bounds = plot_bounds(ds.test.x) if ds.info.dim == 2 else None
-    reference = {"model": "real data (held out)", "family": "reference", "metrics": quality.data_floor(seed)}
+    reference = {
+        "model": "real data (held out)",
+        "family": "reference",
+        "n_samples": quality.n,
+        "metrics": quality.data_floor(seed),
+    }
     floor = entropy_floor(ds.info)
     if floor is not None:
         reference["metrics"]["entropy"] = floor
@@ -97,7 +105,14 @@ def run_compare(
         torch.manual_seed(seed)
         # after fit() the model holds the weights evaluation uses (the EMA when one is kept)
         result = evaluate(
-            model, ds, k=k, n_samples=n_samples, seed=seed, quality=quality, sample_options=sample_opts[name].__dict__
+            model,
+            ds,
+            k=k,
+            n_samples=n_samples,
+            seed=seed,
+            quality=quality,
+            sample_options=sample_opts[name].__dict__,
+            equal_n=True,
         )
         if ds.info.dim == 2:
             (out / "density").mkdir(exist_ok=True)
@@ -132,7 +147,7 @@ def run_compare(
         "batch_size": batch_size,
         "seed": seed,
         "k": k,
-        "n_samples": n_samples,
+        "n_samples": quality.n,
     }
     res.files = write_reports(res, ds, meta)
     (out / "results.json").write_text(

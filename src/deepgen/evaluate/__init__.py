@@ -9,6 +9,8 @@ features)"), and ``reason`` when the value is None. One module per capability:
 * :mod:`deepgen.evaluate.quality`: FID, KID, precision/recall (+ density/coverage) and the
   Inception Score with a feature network for images; MMD^2 and precision/recall in data space for
   vectors; mode coverage and the entropy floor for the 2D toys;
+* :mod:`deepgen.evaluate.fidelity`: PSNR and SSIM of a fitted signal or scene on held-out rows
+  (a signal at twice its resolution, a scene's held-out views);
 * cost: parameters and sampling throughput (training throughput comes from the run's log).
 
 Everything is asked of the model (density kind, budgets, sampling options, labels), never decided
@@ -44,15 +46,13 @@ __all__ = [
 ]
 
 
-def default_n_samples(model: GenerativeModel, ds: Dataset, quality: SampleQuality | None = None) -> int:
-    """Samples for quality metrics: the model's ``eval_samples``, else 2,500 for 2D data, else the
-    size of the reference set (at least 1,000, at most 10,000)."""
-    if model.eval_samples is not None:
+def default_n_samples(model: GenerativeModel, quality: SampleQuality, *, equal: bool = False) -> int:
+    """Samples for quality metrics: ``quality.n`` (the size every row of a comparison shares: the
+    held-out test split for images, at most 10,000; 2,500 for vectors), or the model's own
+    ``eval_samples`` budget when rows need not be equal (``deepgen eval`` of one model)."""
+    if model.eval_samples is not None and not equal:
         return model.eval_samples
-    if ds.info.dim == 2:
-        return 2500
-    n_ref = len(quality.reference) if quality is not None else len(ds.train)
-    return min(10_000, max(n_ref, 1000))
+    return quality.n
 
 
 def evaluate(
@@ -67,16 +67,34 @@ def evaluate(
     features: str | None = None,
     sample_options: dict | None = None,
     full: bool = False,
+    equal_n: bool = False,
 ) -> dict:
     """Every applicable metric for ``model`` on ``ds`` (test split for NLL), labelled.
 
     ``k``/``method``: the likelihood's Monte Carlo samples and method (default: the model's
     ``eval_k``, or ``eval_k_full`` with ``full``); ``sample_options``: the model's sampling options,
-    recorded in the result as ``sampling`` (e.g. "DDIM, 50 steps").
+    recorded in the result as ``sampling`` (e.g. "DDIM, 50 steps"); ``equal_n``: draw exactly
+    ``quality.n`` samples, the size of the real-data floor row (comparisons).
     """
     info = ds.info
     model.eval()
     opts = model.sample_options(**(sample_options or {}))
+    result = {
+        "model": model.name,
+        "family": model.family,
+        "density_kind": model.density_kind.value,
+        "has_exact_density": model.has_exact_density,
+        "sampling": model.describe_sampling(opts),
+        "sample_options": opts.__dict__,
+        "data": info.name,
+        "data_kind": info.kind,
+    }
+    if info.kind in ("signal", "scene"):  # one function fitted to rows: fidelity, not a distribution
+        from deepgen.evaluate.fidelity import fidelity_metrics
+
+        metrics = fidelity_metrics(model, ds)
+        metrics["parameters"] = {"value": model.num_parameters, "label": "parameters"}
+        return {**result, "metrics": metrics}
     metrics = nll_metrics(model, ds.test, info, k=k, method=method, full=full)
     floor = entropy_floor(info)
     if floor is not None:
@@ -88,19 +106,9 @@ def evaluate(
             else na("NLL - entropy", metrics["nll"]["reason"])
         )
     quality = quality or SampleQuality.for_dataset(ds, features)
-    n = n_samples or default_n_samples(model, ds, quality)
+    n = n_samples or default_n_samples(model, quality, equal=equal_n)
     samples, rate = draw_samples(model, n, seed=seed, options=opts.__dict__)
     metrics.update(quality.evaluate(samples, seed))
     metrics["sampling_speed"] = {"value": rate, "label": "sampling throughput (samples/s)"}
     metrics["parameters"] = {"value": model.num_parameters, "label": "parameters"}
-    return {
-        "model": model.name,
-        "family": model.family,
-        "density_kind": model.density_kind.value,
-        "has_exact_density": model.has_exact_density,
-        "sampling": model.describe_sampling(opts),
-        "sample_options": opts.__dict__,
-        "data": info.name,
-        "n_samples": n,
-        "metrics": metrics,
-    }
+    return {**result, "n_samples": n, "metrics": metrics}

@@ -63,7 +63,10 @@ def setup(device: str = "auto") -> DistInfo:
     """Join the process group when launched by torchrun; otherwise a single-process DistInfo."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return DistInfo(device=pick_device(device))
+        dev = pick_device(device)
+        if dev.type == "cuda":  # tensors a model creates with device="cuda" land on the chosen GPU
+            torch.cuda.set_device(dev)
+        return DistInfo(device=dev)
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     dev = pick_device(device, local)
     if not dist.is_initialized():

@@ -46,14 +46,19 @@ class LoadedRun:
     step: int
     path: Path
     weights: str  # "ema" or "raw"
+    device: torch.device = torch.device("cpu")  # where the model's weights are
 
 
 def load_run(path: str | Path, *, device: str | torch.device = "cpu", weights: str = "auto") -> LoadedRun:
     """Load a run directory (or a checkpoint file) for sampling and scoring.
 
     ``weights``: ``"ema"`` or ``"raw"``; ``"auto"`` uses the EMA weights when the run kept them
-    (training then evaluated with them too). The model is returned in eval mode.
+    (training then evaluated with them too). ``device``: as ``--device`` (``auto``, ``cpu``, ``cuda``,
+    ``cuda:N``; a missing GPU is a one-line ConfigError). The model is returned in eval mode.
     """
+    from deepgen.train.distributed import pick_device
+
+    device = pick_device(device) if isinstance(device, str) else torch.device(device)
     path = Path(path)
     ckpt = load_checkpoint(path, map_location=device)
     if ckpt.get("config_version", 1) > CONFIG_VERSION:
@@ -78,7 +83,7 @@ def load_run(path: str | Path, *, device: str | torch.device = "cpu", weights: s
                 p.copy_(s)
     model.to(device).eval()
     run_dir = path if path.is_dir() else path.parent
-    return LoadedRun(model, info, spec, tcfg, int(ckpt["step"]), run_dir, "ema" if use_ema else "raw")
+    return LoadedRun(model, info, spec, tcfg, int(ckpt["step"]), run_dir, "ema" if use_ema else "raw", device)
 
 
 _MODULE_PATH = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*)?$")

@@ -75,9 +75,11 @@ def save_checkpoint(t: Trainer) -> None:
     Parameters are checked first: a finite loss with an infinite gradient can leave NaN weights,
     and such a state must never replace the last good checkpoint.
     """
-    bad = [n for n, p in t.model.named_parameters() if not torch.isfinite(p).all()]
-    if bad:
-        t._diverged(t.step - 1, f"parameter {bad[0]!r}", "non-finite")
+    named = list(t.model.named_parameters())
+    if named:
+        finite = torch.stack([torch.isfinite(p).all() for _, p in named]).tolist()  # one device sync
+        if not all(finite):
+            t._diverged(t.step - 1, f"parameter {named[finite.index(False)][0]!r}", "non-finite")
     names = per_rank_buffer_names(t.model)
     buffers = dict(t.model.named_buffers())
     mine = {
