@@ -41,7 +41,7 @@ def add_parser(sub):
     p.add_argument("--n-samples", type=int, help="samples for quality metrics (default: size of the reference)")
     p.add_argument("--features", help="feature network: deepgen-digits, deepgen-mnist, inception:PATH or a file")
     p.add_argument("--weights", choices=["auto", "ema", "raw"], default="auto")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, default=0)
     add_sample_args(p)
     p.set_defaults(func=run)

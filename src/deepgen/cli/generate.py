@@ -56,7 +56,7 @@ def add_parser(sub):
         if cap == "edit":
             p.add_argument("--strength", type=float, default=0.5, help="noise level in [0, 1] (default 0.5)")
         p.add_argument("--weights", choices=["auto", "ema", "raw"], default="auto")
-        p.add_argument("--device", default="cpu")
+        p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda or cuda:N")
         p.add_argument("--seed", type=int, default=0)
         add_sample_args(p)
         p.set_defaults(func=run, capability=cap)
@@ -90,18 +90,18 @@ def run(args) -> int:
         raise model._unsupported(cap)
     split, data_info = load_eval_split(spec_for_run(args, loaded.data_spec), info)
     check_compatible(info, data_info)
-    x = split.x[: args.n].to(args.device)
+    x = split.x[: args.n].to(loaded.device)
     n = len(x)
     y = labels_for(args, model, n)
     if y is None and model.conditional and split.y is not None:
-        y = split.y[:n].to(args.device)
+        y = split.y[:n].to(loaded.device)
     opts = sample_options(args)
-    g = torch.Generator(device=args.device).manual_seed(args.seed)
+    g = torch.Generator(device=loaded.device).manual_seed(args.seed)
     rows = [x]
     with torch.no_grad():
         if cap == "complete":
             mask = make_mask(args.mask, tuple(info.shape), torch.Generator().manual_seed(args.seed))
-            mask = mask.to(args.device).expand_as(x)
+            mask = mask.to(loaded.device).expand_as(x)
             rows.append(torch.where(mask, x, torch.full_like(x, 0.5)))  # grey = to be filled in
             results = [model.complete(x, mask, generator=g, y=y, **opts) for _ in range(args.samples)]
         elif cap == "edit":

@@ -38,7 +38,7 @@ def add_parser(sub):
         help="EMA or raw weights (auto: EMA when the run kept it)",
     )
     p.add_argument("--batch-size", type=int, default=1000)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda or cuda:N")
     add_sample_args(p)
     p.set_defaults(func=run)
 
@@ -59,7 +59,7 @@ def run(args) -> int:
     y = labels_for(args, model, args.n)
     if out.suffix == ".png" and not (info.is_image or info.dim == 2):
         raise DeepgenError(f"PNG output needs image or 2D data; {info.name} has shape {info.shape}: use .npy")
-    g = torch.Generator(device=args.device).manual_seed(args.seed)
+    g = torch.Generator(device=loaded.device).manual_seed(args.seed)
     parts = []
     with torch.no_grad():
         for i in range(0, args.n, args.batch_size):

@@ -33,7 +33,7 @@ def add_parser(sub):
     p.add_argument("--method", help="a likelihood method the model offers besides its default (deepgen list -v)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--weights", choices=["auto", "ema", "raw"], default="auto")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
 

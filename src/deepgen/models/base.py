@@ -155,6 +155,8 @@ class GenerativeModel(nn.Module):
     #: Names of registered buffers that are per-rank state (replay buffers, persistent chains): the
     #: engine neither broadcasts them from rank 0 nor lets rank 0's copy overwrite the others'.
     per_rank_buffers: ClassVar[tuple[str, ...]] = ()
+    #: DDP option: True for models whose loss leaves some parameters unused in a step.
+    ddp_find_unused_parameters: ClassVar[bool] = False
     #: Sampling options (a frozen dataclass with defaults); see :meth:`sample`.
     SampleConfig: ClassVar[type] = NoSampleOptions
     #: Whether the *model* defines an exact density (flows, autoregressive models), independent of

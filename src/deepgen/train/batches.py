@@ -49,3 +49,9 @@ class BatchSource:
         if self.decode is not None:
             x = self.decode(x)
         return x, (None if self.y is None else self.y.index_select(0, idx))
+
+
+def passes_y(info, model) -> bool:
+    """Whether the model receives the split's ``y``: always for signals and scenes (``y`` holds the
+    values at the coordinates or rays of ``x``), labels only for conditional models otherwise."""
+    return getattr(info, "kind", "examples") in ("signal", "scene") or bool(model.conditional)

@@ -35,7 +35,7 @@ from deepgen.models.base import GenerativeModel
 from deepgen.train import accel
 from deepgen.train import distributed as D
 from deepgen.train import state as S
-from deepgen.train.batches import BatchSource
+from deepgen.train.batches import BatchSource, passes_y
 from deepgen.train.callbacks import Callback, PlotCallback
 from deepgen.train.checkpoint import load_checkpoint
 from deepgen.train.config import TrainConfig
@@ -232,7 +232,9 @@ class Trainer:
         self.batches_drawn += 1
         if self.data.batch_transform is not None:
             x = self.data.batch_transform(x)
-        return x, (y if self.model.conditional else None)
+        if getattr(self.data.info, "kind", "examples") == "domains":  # an independent batch of domain B
+            return x, self.data.draw_b(len(x)).to(x.device)
+        return x, (y if passes_y(self.data.info, self.model) else None)
 
     # -- one optimisation step ---------------------------------------------------------------------
     def _train_step(self, x, y, last: bool) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from deepgen.train.accel import fork_rng
-from deepgen.train.batches import storage_and_decoder
+from deepgen.train.batches import passes_y, storage_and_decoder
 
 if TYPE_CHECKING:
     from deepgen.train.engine import Trainer
@@ -25,7 +25,7 @@ def evaluate(t: Trainer, batch_size: int = 500) -> dict[str, float]:
         return {}
     model, device = t.model, t.dist.device
     storage, decode = storage_and_decoder(val)
-    labels = val.y if (val.y is not None and model.conditional) else None
+    labels = val.y if (val.y is not None and passes_y(t.data.info, model)) else None
     totals: dict[str, float] = {}
     with fork_rng(device), t.eval_weights():
         model.eval()
