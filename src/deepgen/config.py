@@ -44,6 +44,25 @@ def to_dict(cfg) -> dict[str, Any]:
     return out
 
 
+def _split_list(text: str) -> list:
+    """Items of a list written on the command line: ``[128, 128]``, ``128,128``, ``(128,128)``, ``128 128``.
+
+    Users write lists the way their shell history or a JSON file has them, so brackets,
+    parentheses, JSON and spaces are all accepted; a JSON list keeps its item types.
+    """
+    text = text.strip()
+    if text.startswith("["):
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, list):
+            return parsed
+    if len(text) >= 2 and (text[0], text[-1]) in (("[", "]"), ("(", ")")):
+        text = text[1:-1]
+    return [v for v in text.replace(",", " ").split() if v]
+
+
 def _coerce(tp, value, where: str):
     """Convert a JSON/TOML/string value to annotation ``tp``; raise ConfigError when it cannot."""
     origin = typing.get_origin(tp)
@@ -69,7 +88,7 @@ def _coerce(tp, value, where: str):
         raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}")
     if origin in (tuple, list):
         if isinstance(value, str):
-            value = [v for v in value.replace("(", "").replace(")", "").split(",") if v.strip()]
+            value = _split_list(value)
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         item = args[0] if args else Any

@@ -43,3 +43,18 @@ class CheckpointError(DeepgenError):
 
 class ConfigError(DeepgenError, ValueError):
     """A configuration value or file that does not fit the model or trainer."""
+
+
+def shorten(text: str, width: int = 160) -> str:
+    """``text`` on one line, at most ``width`` characters, cut between words with ``...``.
+
+    Messages quoted from torch or numpy can be long; a hard ``[:N]`` slice cut them mid-word, which
+    reads like a bug. A single word longer than ``width`` is still cut, inside the word.
+    """
+    text = " ".join(str(text).split())
+    if len(text) <= width:
+        return text
+    cut = text[: width - 2]  # one more character than fits, so a cut right before a space is seen
+    space = cut.rfind(" ")
+    cut = cut[:space] if space > 0 else cut[: width - 3]
+    return cut.rstrip(" ,;:(") + "..."

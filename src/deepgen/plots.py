@@ -48,6 +48,21 @@ def save_image_grid(x, path: str | Path, nrow: int | None = None, min_size: int 
     return path
 
 
+def sample_view(info) -> str:
+    """How samples of this data are shown, asked of the data kind first and the shape second.
+
+    ``"images"`` (image examples; 2D signals and scene renderings), ``"curves"`` (1D signals),
+    ``"points2d"`` (2D vectors: a density map with samples) or ``"scatter"`` (other vectors: the
+    first two dimensions).
+    """
+    kind = getattr(info, "kind", "examples")
+    if kind in ("signal", "scene"):
+        return "images" if len(info.grid or ()) == 2 else "curves"
+    if info.is_image:
+        return "images"
+    return "points2d" if info.dim == 2 else "scatter"
+
+
 def _figure(w=6.0, h=4.0):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -210,14 +225,19 @@ def save_samples(
     g = torch.Generator(device=model.device).manual_seed(seed)
     info = model.info
     opts = options or {}
-    if info.is_image:
+    view = sample_view(info)
+    if view == "images":
         x = samples if samples is not None else model.sample(n, generator=g, **opts)
-        if not info.is_discrete:  # continuous images: the data's own units, stretched to [0, 1] for display
+        if getattr(info, "kind", "examples") in ("signal", "scene"):  # values in [0, 1] by convention
+            x = x.clamp(0, 1)
+        elif not info.is_discrete:  # continuous images: the data's own units, stretched to [0, 1] for display
             raw = torch.from_numpy(info.to_raw(x)).float()
             x = (raw - raw.min()) / (raw.max() - raw.min()).clamp_min(1e-12)
         return save_image_grid(x, path)
-    if info.dim == 2:
+    if view == "points2d":
         return plot_2d(model, data, path, generator=g, samples=samples, options=opts)
+    if view == "curves":
+        return plot_curves(samples if samples is not None else model.sample(min(n, 8), generator=g, **opts), path)
     x = (samples if samples is not None else model.sample(max(n, 1000), generator=g, **opts)).cpu().flatten(1)
     d = None if data is None else data[:1000].cpu().flatten(1)
     fig = _figure(5, 5)
@@ -234,6 +254,22 @@ def save_samples(
         ax.set_xlabel("dim 0")
         ax.set_ylabel("dim 1")
     ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    return Path(path)
+
+
+def plot_curves(x: torch.Tensor, path: str | Path) -> Path:
+    """1D signals (N, C, L): one line per channel of each sample, against the coordinate in [-1, 1]."""
+    x = x.detach().cpu().float()
+    t = (2 * torch.arange(x.shape[-1]) + 1) / x.shape[-1] - 1  # pixel centres, as deepgen.data.signals
+    fig = _figure(7, 3.5)
+    ax = fig.add_subplot(1, 1, 1)
+    for i in range(len(x)):
+        for c in range(x.shape[1]):
+            ax.plot(t.numpy(), x[i, c].numpy(), lw=1, alpha=0.8)
+    ax.set_xlabel("coordinate")
+    ax.set_ylabel("value")
     fig.tight_layout()
     fig.savefig(path)
     return Path(path)

@@ -1,10 +1,28 @@
 """One table of models: the command line, the tests and checkpoint loading all read it.
 
->>> from deepgen.registry import register, get_model_class
->>> @register("my-model")
-... class MyModel(GenerativeModel): ...
+A model file registers its class with a decorator (as :mod:`deepgen.models.baselines` does)::
 
-Registering a name twice is an error, so two files cannot silently shadow each other.
+    @register("my-model")
+    class MyModel(GenerativeModel): ...
+
+Tests and experiments register for one ``with`` block (:func:`temporary`), which leaves the table
+as it was:
+
+>>> from deepgen.models.baselines import Independent
+>>> from deepgen.registry import get_model_class, model_names, register, temporary
+>>> class MyModel(Independent): ...
+>>> with temporary("my-model", MyModel):
+...     get_model_class("my-model") is MyModel, MyModel.name
+(True, 'my-model')
+>>> "my-model" in model_names()
+False
+
+Registering a name twice is an error, so two files cannot silently shadow each other:
+
+>>> register("independent")(MyModel)
+Traceback (most recent call last):
+    ...
+RuntimeError: model name 'independent' registered twice (...)
 """
 
 from __future__ import annotations

@@ -43,20 +43,26 @@ def add_parser(sub):
     p.add_argument("--weights", choices=["auto", "ema", "raw"], default="auto")
     p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     add_sample_args(p)
     p.set_defaults(func=run)
 
 
 def print_metrics(result: dict) -> None:
+    """The metrics as aligned lines: value, its error, and how it was computed."""
     how = f", sampled with {result['sampling']}" if result.get("sampling") else ""
     print(f"{result['model']} ({result['family']}, density: {result['density_kind']}{how}) on {result['data']}")
+    if result.get("n_samples"):
+        print(f"  sample-quality metrics use {result['n_samples']:,} samples")
     width = max(len(m["label"]) for m in result["metrics"].values())
     for m in result["metrics"].values():
         if m["value"] is None:
             print(f"  {m['label']:<{width}}  n/a  ({m['reason']})")
             continue
         extra = ""
-        if m.get("std") is not None:
+        if m.get("se") is not None:
+            extra = f" +- {fmt(m['se'], 3)} (s.e.)"
+        elif m.get("std") is not None:
             extra = f" +- {fmt(m['std'], 3)} (std)"
         elif m.get("sem") is not None:
             extra = f" +- {fmt(m['sem'], 3)} (s.e.)"
@@ -91,6 +97,7 @@ def run(args) -> int:
         seed=args.seed,
         features=args.features,
         sample_options=sample_options(args),
+        progress=not args.quiet,
     )
     result.update({"run": str(loaded.path), "step": loaded.step, "weights": loaded.weights})
     print_metrics(result)

@@ -45,7 +45,7 @@ def add_parser(sub):
 
 def run(args) -> int:
     from deepgen.errors import DeepgenError
-    from deepgen.plots import plot_2d, save_image_grid
+    from deepgen.plots import plot_2d, sample_view, save_samples
     from deepgen.train import load_run
 
     out = Path(args.out)
@@ -57,8 +57,9 @@ def run(args) -> int:
     model, info = loaded.model, loaded.info
     opts = model.sample_options(**sample_options(args))
     y = labels_for(args, model, args.n)
-    if out.suffix == ".png" and not (info.is_image or info.dim == 2):
-        raise DeepgenError(f"PNG output needs image or 2D data; {info.name} has shape {info.shape}: use .npy")
+    view = sample_view(info)
+    if out.suffix == ".png" and view == "scatter":
+        raise DeepgenError(f"PNG output needs images, signals or 2D data; {info.name} has shape {info.shape}: use .npy")
     g = torch.Generator(device=loaded.device).manual_seed(args.seed)
     parts = []
     with torch.no_grad():
@@ -70,8 +71,8 @@ def run(args) -> int:
     how = model.describe_sampling(opts)
     if out.suffix == ".npy":
         np.save(out, info.to_raw(x))
-    elif info.is_image:
-        save_image_grid(x, out)
+    elif view != "points2d":  # image grids (images, 2D signals, scene views) or curves (1D signals)
+        save_samples(model, out, samples=x)
     else:  # 2D: the model's density (when it has one) with its samples; no data panel
         title = f"{model.name}: {args.n} samples" + (f" ({how})" if how else "")
         plot_2d(model, None, out, n_samples=min(args.n, 5000), generator=g, title=title, samples=x[:5000])

@@ -14,7 +14,7 @@ from deepgen.config import from_dict, to_dict
 from deepgen.data import DataSpec, load_dataset
 from deepgen.evaluate import SampleQuality, entropy_floor, evaluate
 from deepgen.metrics.cost import peak_memory_mb, reset_peak_memory, training_throughput
-from deepgen.plots import plot_bounds, plot_density_only
+from deepgen.plots import plot_bounds, plot_density_only, sample_view
 from deepgen.registry import get_model_class
 from deepgen.train import TrainConfig, Trainer, build_model
 
@@ -70,7 +70,8 @@ def run_compare(
     if n_samples:
         quality.n = min(n_samples, len(quality.held_out))  # the reference row uses the same n as the models
         n_samples = quality.n
-    bounds = plot_bounds(ds.test.x) if ds.info.dim == 2 else None
+    points2d = sample_view(ds.info) == "points2d"
+    bounds = plot_bounds(ds.test.x) if points2d else None
     reference = {
         "model": "real data (held out)",
         "family": "reference",
@@ -114,7 +115,7 @@ def run_compare(
             sample_options=sample_opts[name].__dict__,
             equal_n=True,
         )
-        if ds.info.dim == 2:
+        if points2d:
             (out / "density").mkdir(exist_ok=True)
             result["density_png"] = str(plot_density_only(model, bounds, out / "density" / f"{name}.png", name))
         result["metrics"]["train_speed"] = {

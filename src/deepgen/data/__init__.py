@@ -18,6 +18,8 @@ callers ask it (and ``info.row_shape`` / ``info.target_shape``) rather than gues
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -31,9 +33,9 @@ from deepgen.data.base import (
     DataInfo,
     Dataset,
     Split,
+    _where,
     check_examples,
     check_finite,
-    check_levels,
 )
 from deepgen.data.files import split_indices
 from deepgen.data.transforms import binarize_dynamic
@@ -182,6 +184,46 @@ def _load_structured(spec: DataSpec) -> Dataset:
     return scenes.synthetic_scene(name, size=spec.image_size or 32).to_dataset()
 
 
+#: Suffixes that make a name a path even without a folder in it (``data.csv``).
+PATH_SUFFIXES = (".npy", ".csv", ".txt", ".png", ".jpg", ".jpeg")
+
+
+def looks_like_path(name: str) -> bool:
+    """True for names a user meant as a file or folder: a separator, ``~``/``.`` in front, or a data suffix."""
+    return (
+        "/" in name
+        or os.sep in name
+        or name.startswith(("~", "."))
+        or Path(name).suffix.lower() in PATH_SUFFIXES
+    )
+
+
+def user_path(name: str) -> Path:
+    """The existing file or folder ``name`` names; a one-line error when it does not exist.
+
+    A missing path is "file not found", not "unknown dataset" (which lists the named datasets and
+    would send the user looking for a typo in a name they never meant).
+    """
+    path = Path(name).expanduser()
+    if path.exists():
+        return path
+    if looks_like_path(name):
+        where = "" if path.is_absolute() else f" (looked in {Path.cwd()})"
+        raise DataError(f"{name}: file not found{where}")
+    raise UnknownNameError("dataset", name, list(NAMED) + ["PATH.npy", "PATH.csv", "DIR/"])
+
+
+def resolve_user_path(spec: DataSpec) -> DataSpec:
+    """``spec`` with a user file's name made absolute, so a run stored with it works from any folder.
+
+    Named datasets are returned unchanged; a path that does not exist raises as :func:`user_path`.
+    """
+    if spec.name in NAMED:
+        return spec
+    path = user_path(spec.name).resolve()
+    return spec if str(path) == spec.name else dataclasses.replace(spec, name=str(path))
+
+
 def load_dataset(spec: DataSpec | str, info: DataInfo | None = None) -> Dataset:
     """Load ``spec`` into a :class:`Dataset` (train/val/test splits in model space).
 
@@ -194,9 +236,7 @@ def load_dataset(spec: DataSpec | str, info: DataInfo | None = None) -> Dataset:
     if spec.name in NAMED:
         info_new, splits, source = _load_named(spec)
     else:
-        path = Path(spec.name).expanduser()
-        if not path.exists():
-            raise UnknownNameError("dataset", spec.name, list(NAMED) + ["PATH.npy", "PATH.csv", "DIR/"])
+        path = user_path(spec.name)
         arr, levels = read_user_array(spec, info)
         if len(arr) < 2:
             raise DataError(f"{spec.name}: has {len(arr)} example(s); training needs at least 2")
@@ -220,9 +260,7 @@ def load_eval_split(spec: DataSpec | str, info: DataInfo | None = None) -> tuple
     if spec.name in NAMED:
         ds = load_dataset(spec, info)
         return ds.test, ds.info
-    path = Path(spec.name).expanduser()
-    if not path.exists():
-        raise UnknownNameError("dataset", spec.name, list(NAMED) + ["PATH.npy", "PATH.csv", "DIR/"])
+    user_path(spec.name)
     arr, levels = read_user_array(spec, info)
     rows = slice(None) if isinstance(arr, np.memmap) else np.arange(len(arr))
     split, info_new = make_split(spec, arr, rows, levels, info)
@@ -259,5 +297,13 @@ def validate_tensor(x: torch.Tensor, info: DataInfo, source: str = "input") -> N
     if info.levels is not None:
         k = arr.astype(np.float64) * (info.levels - 1)
         off = np.abs(k - np.rint(k)) > 1e-4
-        if off.any() or (arr < 0).any() or (arr > 1).any():
-            check_levels(np.where(off, np.nan, np.rint(k)), info.levels, source)
+        bad = off | (arr < 0) | (arr > 1)
+        if bad.any():  # name the value the caller passed, as a plain number (not its level, not NaN)
+            idx = np.argwhere(bad)[0]
+            v = float(arr[tuple(idx)])
+            expect = (
+                "0 or 1 (binary data)"
+                if info.levels == 2
+                else f"one of the {info.levels} levels k/{info.levels - 1} in [0, 1]"
+            )
+            raise DataError(f"{source}: value {v:g} at {_where(idx, arr.ndim)} is not {expect}")

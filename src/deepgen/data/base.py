@@ -354,7 +354,8 @@ def _row_chunks(x: np.ndarray, values: int = 2**24):
 
 
 def _where(idx, ndim: int) -> str:
-    return f"row {idx[0]}" + (f", column {idx[1]}" if ndim == 2 else f", position {tuple(int(i) for i in idx[1:])}")
+    idx = [int(i) for i in idx]  # plain ints: a numpy scalar's repr would print as np.int64(0)
+    return f"row {idx[0]}" + (f", column {idx[1]}" if ndim == 2 else f", position {tuple(idx[1:])}")
 
 
 def check_finite(x: np.ndarray, source: str) -> None:

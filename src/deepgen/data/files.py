@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from deepgen.data.base import check_examples, check_finite
-from deepgen.errors import DataError
+from deepgen.errors import DataError, shorten
 
 #: ``.npy`` files larger than this are memory-mapped (copy-on-write: the file is never modified) instead
 #: of read into memory; rows are then read from disk as they are indexed.
@@ -18,11 +18,16 @@ MMAP_BYTES = 512 * 2**20
 
 def read_npy(path: Path) -> np.ndarray:
     """A numeric array from ``.npy`` (no pickles: object arrays are refused); memory-mapped when large."""
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if magic != b"\x93NUMPY":  # else np.load tries to unpickle it and talks about "pickled data"
+        what = "a zip archive (.npz?)" if magic.startswith(b"PK") else "no NUMPY header"
+        raise DataError(f"{path}: not a .npy file ({what}); save arrays with numpy.save")
     mmap = "c" if path.stat().st_size > MMAP_BYTES else None
     try:
         arr = np.load(path, allow_pickle=False, mmap_mode=mmap)
     except ValueError as e:
-        raise DataError(f"{path}: not a plain numeric .npy array ({e})") from None
+        raise DataError(f"{path}: not a plain numeric .npy array ({shorten(str(e))})") from None
     except (OSError, EOFError) as e:
         raise DataError(f"{path}: cannot read .npy file ({e or 'empty or truncated'})") from None
     if arr.dtype.kind not in "biuf":

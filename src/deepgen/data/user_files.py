@@ -71,6 +71,29 @@ def infer_levels(arr: np.ndarray, source: str, *, quiet: bool = False) -> int | 
     return levels
 
 
+#: Channels an image stack may have: every image consumer (grids, feature networks) reads grey or RGB.
+IMAGE_CHANNELS = (1, 3)
+
+
+def check_image_channels(arr: np.ndarray, source: str) -> None:
+    """Refuse image stacks (N, C, H, W) with C other than 1 or 3, at load time, in one line.
+
+    Models would train on them, but sample grids, feature networks and reports only know grey and
+    RGB, so the run would fail at its end; a (N, H, W, C) stack saved channels last is said so.
+    """
+    if arr.ndim != 4 or arr.shape[1] in IMAGE_CHANNELS:
+        return
+    c = arr.shape[1]
+    if arr.shape[-1] in IMAGE_CHANNELS and c == arr.shape[2]:
+        hint = f"; it looks like channels last {arr.shape[1:]}: save numpy.moveaxis(x, -1, 1)"
+    else:
+        hint = "; reshape it to (N, D) to model it as a table of numbers"
+    raise DataError(
+        f"{source}: images must be (N, C, H, W) with 1 (grey) or 3 (RGB) channels, "
+        f"got {c} channels in shape {arr.shape}{hint}"
+    )
+
+
 def read_user_array(spec, info: DataInfo | None = None) -> tuple[np.ndarray, int | None]:
     """Raw array of a user path (``spec.name``) and its number of levels (None: continuous); see module docstring."""
     path = Path(spec.name).expanduser()
@@ -84,6 +107,7 @@ def read_user_array(spec, info: DataInfo | None = None) -> tuple[np.ndarray, int
     arr = read_table(path)
     if arr.ndim == 3:
         arr = arr[:, None]
+    check_image_channels(arr, str(path))
     levels = spec.levels
     if levels is None and info is not None:
         # a run decides: its levels, or 2 -> the grey source's levels are inferred below when binarising

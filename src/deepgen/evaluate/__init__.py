@@ -28,6 +28,7 @@ from deepgen.evaluate.likelihood import (
     nll_metrics,
     summarize,
 )
+from deepgen.evaluate.progress import Progress
 from deepgen.evaluate.quality import SampleQuality, draw_samples, entropy_floor
 from deepgen.models.base import GenerativeModel
 
@@ -68,14 +69,18 @@ def evaluate(
     sample_options: dict | None = None,
     full: bool = False,
     equal_n: bool = False,
+    progress: bool | Progress = False,
 ) -> dict:
     """Every applicable metric for ``model`` on ``ds`` (test split for NLL), labelled.
 
     ``k``/``method``: the likelihood's Monte Carlo samples and method (default: the model's
     ``eval_k``, or ``eval_k_full`` with ``full``); ``sample_options``: the model's sampling options,
     recorded in the result as ``sampling`` (e.g. "DDIM, 50 steps"); ``equal_n``: draw exactly
-    ``quality.n`` samples, the size of the real-data floor row (comparisons).
+    ``quality.n`` samples, the size of the real-data floor row (comparisons). ``progress``: print
+    a line per phase (likelihood, sampling, features, distances) with the time left; the phases'
+    timings are returned as ``timings``.
     """
+    prog = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
     info = ds.info
     model.eval()
     opts = model.sample_options(**(sample_options or {}))
@@ -92,10 +97,15 @@ def evaluate(
     if info.kind in ("signal", "scene"):  # one function fitted to rows: fidelity, not a distribution
         from deepgen.evaluate.fidelity import fidelity_metrics
 
-        metrics = fidelity_metrics(model, ds)
+        with prog.phase("fidelity"):
+            metrics = fidelity_metrics(model, ds)
         metrics["parameters"] = {"value": model.num_parameters, "label": "parameters"}
         return {**result, "metrics": metrics}
-    metrics = nll_metrics(model, ds.test, info, k=k, method=method, full=full)
+    if model.density_kind.value != "none" or method is not None:
+        with prog.phase("likelihood", len(ds.test), "examples") as update:
+            metrics = nll_metrics(model, ds.test, info, k=k, method=method, full=full, progress=update)
+    else:
+        metrics = nll_metrics(model, ds.test, info)
     floor = entropy_floor(info)
     if floor is not None:
         metrics["entropy"] = floor
@@ -105,10 +115,13 @@ def evaluate(
             if nll is not None
             else na("NLL - entropy", metrics["nll"]["reason"])
         )
-    quality = quality or SampleQuality.for_dataset(ds, features)
+    if quality is None:
+        with prog.phase("reference statistics"):
+            quality = SampleQuality.for_dataset(ds, features)
     n = n_samples or default_n_samples(model, quality, equal=equal_n)
-    samples, rate = draw_samples(model, n, seed=seed, options=opts.__dict__)
-    metrics.update(quality.evaluate(samples, seed))
+    with prog.phase("sampling", n, "samples") as update:
+        samples, rate = draw_samples(model, n, seed=seed, options=opts.__dict__, progress=update)
+    metrics.update(quality.evaluate(samples, seed, progress=prog))
     metrics["sampling_speed"] = {"value": rate, "label": "sampling throughput (samples/s)"}
     metrics["parameters"] = {"value": model.num_parameters, "label": "parameters"}
-    return {**result, "n_samples": n, "metrics": metrics}
+    return {**result, "n_samples": n, "metrics": metrics, "timings": prog.timings}

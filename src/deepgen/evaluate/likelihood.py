@@ -101,6 +101,12 @@ def summarize(ll: LogLikelihood, info: DataInfo):
     return s
 
 
+def subset(split: Split, n: int, seed: int = 0) -> Split:
+    """A seeded random subset of ``n`` examples (in their original order), for budgeted evaluation."""
+    idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    return Split(split.x[idx], None if split.y is None else split.y[idx])
+
+
 def nll_metrics(
     model: GenerativeModel,
     split: Split,
@@ -135,9 +141,14 @@ def nll_metrics(
         reason = model.why_no_density()
         return {"nll": na("NLL (nats)", reason), "bpd": na("bits/dim", reason)}
     k = default_k(model, k, full=full)
+    n_all = len(split)
+    if not full and k and k > 1 and model.eval_examples and model.eval_examples < n_all:
+        split = subset(split, model.eval_examples)
     ll = log_likelihoods(model, split.x, y=split.y, k=k, method=method, progress=progress)
     s = summarize(ll, info)
-    extra = {"kind": s.kind, "method": s.method, "n": s.n, "sem": s.sem, "mc_stderr": s.mc_stderr, "k": k}
+    method_text = s.method if s.n == n_all else f"{s.method}, {s.n:,} of {n_all:,} test examples"
+    extra = {"kind": s.kind, "method": method_text, "n": s.n, "n_total": n_all, "sem": s.sem}
+    extra.update(mc_stderr=s.mc_stderr, k=k)
     what = NLL_LABEL.get(s.kind, s.kind)
     out = {"nll": {"value": s.nll, "label": f"NLL (nats, {what})", **extra}}
     if s.bpd is not None:

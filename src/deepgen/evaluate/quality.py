@@ -19,6 +19,9 @@ from deepgen.errors import DeepgenError
 from deepgen.evaluate.likelihood import na
 from deepgen.models.base import GenerativeModel
 
+#: Reference examples KID compares against (a seeded random subset of the reference set).
+KID_REFERENCE = 10_000
+
 
 def draw_samples(
     model: GenerativeModel,
@@ -86,6 +89,7 @@ class SampleQuality:
     reason: str = ""
     n: int = 0
     ref_kid_sums: object = field(default=None, repr=False)
+    kid_ref: torch.Tensor | None = field(default=None, repr=False)
 
     @classmethod
     def for_dataset(cls, ds: Dataset, features: str | None = None, max_reference: int = 60_000) -> SampleQuality:
@@ -136,12 +140,22 @@ class SampleQuality:
 
         self.ref_feats, _ = F.extract(self.network, self.reference)
         self.ref_stats = GaussianStats.of(self.ref_feats)
-        self.ref_kid_sums = real_kernel_sums(self.ref_feats)
+        # KID's cost is quadratic in the reference size (60,000^2 kernel entries took minutes on MNIST):
+        # a fixed random 10,000 of the reference are plenty for its standard error to be dominated by n
+        g = torch.Generator().manual_seed(1)
+        self.kid_ref = self.ref_feats[torch.randperm(len(self.ref_feats), generator=g)[:KID_REFERENCE]]
+        self.ref_kid_sums = real_kernel_sums(self.kid_ref)
 
-    def evaluate(self, samples: torch.Tensor, seed: int = 0) -> dict:
+    def evaluate(self, samples: torch.Tensor, seed: int = 0, progress=None) -> dict:
+        """Every sample-quality metric of ``samples`` against the reference; ``progress`` a
+        :class:`~deepgen.evaluate.progress.Progress` (phases "features" and "distances")."""
+        from deepgen.evaluate.progress import Progress
+
+        progress = progress or Progress(enabled=False)
         if self.info.is_image:
-            return self._image_metrics(samples, seed)
-        return self._vector_metrics(samples, seed)
+            return self._image_metrics(samples, seed, progress)
+        with progress.phase("distances"):
+            return self._vector_metrics(samples, seed)
 
     def data_floor(self, seed: int = 0) -> dict:
         """The metrics that ``n`` real examples disjoint from the reference get: the best a model can expect."""
@@ -149,20 +163,27 @@ class SampleQuality:
         idx = torch.randperm(len(self.held_out), generator=g)[: self.n or len(self.held_out)]
         return self.evaluate(self.held_out[idx], seed)
 
-    def _image_metrics(self, samples, seed) -> dict:
+    def _image_metrics(self, samples, seed, progress) -> dict:
         from deepgen.metrics.features import extract
+
+        if self.network is None:
+            keys = ("fid", "kid", "precision", "recall", "density", "coverage", "is")
+            return {m: na(m.upper(), self.reason) for m in keys}
+        with progress.phase("features", len(samples), "images") as update:
+            feats, logits = extract(self.network, samples)
+            update(len(samples))
+        with progress.phase("distances"):
+            return self._image_distances(feats, logits, len(samples), seed)
+
+    def _image_distances(self, feats, logits, n_samples, seed) -> dict:
         from deepgen.metrics.fid import fid_bootstrap
         from deepgen.metrics.inception_score import inception_score
         from deepgen.metrics.kid import kid
         from deepgen.metrics.precision_recall import precision_recall
 
         lab = self.feature_label
-        if self.network is None:
-            keys = ("fid", "kid", "precision", "recall", "density", "coverage", "is")
-            return {m: na(m.upper(), self.reason) for m in keys}
-        feats, logits = extract(self.network, samples)
         g = torch.Generator().manual_seed(seed)
-        k = kid(self.ref_feats, feats, real_sums=self.ref_kid_sums)
+        k = kid(self.kid_ref, feats, real_sums=self.ref_kid_sums)
         # the stats of a large reference are held fixed; a small one is resampled with the samples
         ref = self.ref_stats if len(self.ref_feats) > 20_000 else self.ref_feats
         f = fid_bootstrap(ref, feats, n_boot=100, generator=g)
@@ -171,7 +192,7 @@ class SampleQuality:
         pr = precision_recall(ref_pr, feats[:n_pr], k=5)
         is_mean, is_std = inception_score(logits)
         cls = "classifier" if "features" in lab else ""
-        n = {"n_fake": len(samples), "n_real": len(self.ref_feats)}
+        n = {"n_fake": n_samples, "n_real": len(self.ref_feats)}
         knn = f"{lab}, k=5, {n_pr} vs {n_pr}"
         return {
             "fid": {
@@ -181,7 +202,13 @@ class SampleQuality:
                 "label": f"FID ({lab})",
                 **n,
             },
-            "kid": {"value": k["kid"], "se": k["se"], "label": f"KID ({lab}, jackknife s.e.)", **n},
+            "kid": {
+                "value": k["kid"],
+                "se": k["se"],
+                "label": f"KID ({lab}, jackknife s.e.)",
+                **n,
+                "n_real": len(self.kid_ref),
+            },
             "precision": {
                 "value": pr["precision"],
                 "label": f"precision ({knn}; fails the crafted-case ranking on MNIST)",

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepgen.errors import CheckpointError, DataError
+from deepgen.errors import CheckpointError, DataError, shorten
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 SHAPES = {"deepgen-digits": (1, 8, 8), "deepgen-mnist": (1, 28, 28)}
@@ -91,13 +91,18 @@ def load_feature_network(name_or_path: str) -> DomainClassifier:
         path, shape = Path(name_or_path), None
     if not path.is_file():
         raise CheckpointError(f"{path}: feature network weights not found (run 'deepgen train-features')")
+    from deepgen.train.checkpoint import not_a_torch_file
+
+    why = not_a_torch_file(path)
+    if why:
+        raise CheckpointError(f"{path}: not a deepgen feature network ({why})")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
         shape = tuple(blob["shape"]) if shape is None else shape
         net = DomainClassifier(shape, blob.get("num_classes", 10))
         net.load_state_dict(blob["state_dict"])
     except Exception as e:  # noqa: BLE001 - any failure here means a bad file
-        raise CheckpointError(f"{path}: not a deepgen feature network ({str(e).splitlines()[0][:120]})") from None
+        raise CheckpointError(f"{path}: not a deepgen feature network ({shorten(str(e), 120)})") from None
     return net.eval()
 
 

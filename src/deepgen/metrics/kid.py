@@ -111,7 +111,10 @@ def kid(
     :func:`real_kernel_sums`) skips recomputing the real set's m x m kernel when many sample sets
     are scored against one reference.
 
+    >>> _ = torch.manual_seed(0)
+    >>> real_feats, fake_feats = torch.randn(200, 8), torch.randn(200, 8) + 0.5
     >>> out = kid(real_feats, fake_feats); print(f"{1e3*out['kid']:.1f} +- {1e3*out['se']:.1f} (x1e-3)")
+    770.8 +- 136.2 (x1e-3)
     """
     x, y = real.double().flatten(1), fake.double().flatten(1)
     m, n = len(x), len(y)

@@ -46,6 +46,7 @@ class Independent(ContinuousDensityModel):
     (``logits`` for Bernoulli (shape) and categorical (L, *shape); ``mean`` and ``log_std`` for the
     Gaussian). Sampling has no options: the baseline samples its own density.
 
+    >>> from deepgen.data import DataInfo
     >>> m = Independent(DataInfo("digits", (1, 8, 8), 17))
     >>> m.log_prob(torch.zeros(4, 1, 8, 8)).shape
     torch.Size([4])

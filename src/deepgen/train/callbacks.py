@@ -2,8 +2,16 @@
 
 The engine knows nothing about plots or presentation; the CLI and ``compare`` pass callbacks:
 
+>>> from deepgen.data import load_dataset
 >>> from deepgen.train.callbacks import run_plots_callbacks
->>> Trainer(model, data, cfg, "runs/x", callbacks=run_plots_callbacks(sample_every=500)).fit()
+>>> from deepgen.train.engine import Trainer, TrainConfig
+>>> from deepgen.train.run import build_model
+>>> data = load_dataset("moons")
+>>> model = build_model("gmm", data.info, seed=0)
+>>> cfg = TrainConfig(steps=2, eval_every=0, progress=False)
+>>> summary = Trainer(model, data, cfg, "runs/x", callbacks=run_plots_callbacks(sample_every=500), quiet=True).fit()
+>>> sorted(summary["plots"])  # what PlotCallback.on_end wrote (no sample grid: 2 steps < 500)
+['loss', 'samples']
 
 Protocol (subclass :class:`Callback`, override what you need; every hook is optional):
 

@@ -57,8 +57,15 @@ class TrainingDiverged(DeepgenError):
 class Trainer:
     """Train ``model`` on ``data`` with ``config``, writing a run directory ``out``.
 
-    >>> trainer = Trainer(model, load_dataset("moons"), TrainConfig(steps=1000), "runs/demo")
+    >>> from deepgen.data import load_dataset
+    >>> from deepgen.train.run import build_model
+    >>> data = load_dataset("moons")
+    >>> model = build_model("vae", data.info, seed=0)
+    >>> config = TrainConfig(steps=5, eval_every=0, progress=False)  # a real run: thousands of steps
+    >>> trainer = Trainer(model, data, config, "runs/demo", plots=False, quiet=True)
     >>> summary = trainer.fit()
+    >>> summary["steps"], sorted(p.name for p in trainer.out.iterdir())
+    (5, ['checkpoint.pt', 'config.json', 'metrics.jsonl'])
 
     Run directory: ``config.json``, ``checkpoint.pt`` (atomic, latest), ``metrics.jsonl`` (one JSON
     object per logged step), plus whatever the ``callbacks`` write (see

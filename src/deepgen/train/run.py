@@ -129,8 +129,21 @@ def init_from(model: GenerativeModel, spec: str, *, strict: bool = True) -> dict
     :class:`ConfigError` line. Multi-stage models (a VQ-VAE's learned prior, latent or absorbing
     diffusion over a trained autoencoder) start from a trained first stage this way:
 
-    >>> init_from(prior_model, "runs/vqvae:=vqvae")     # the whole VQ-VAE run into .vqvae
-    >>> init_from(model, "runs/vae:encoder")            # just the encoder
+    Example (needs a trained VQ-VAE run and a prior model with a ``.vqvae`` part):
+
+        init_from(prior_model, "runs/vqvae:=vqvae")     # the whole VQ-VAE run into .vqvae
+
+    A run of a few steps is enough to show copying just the encoder:
+
+    >>> from deepgen.data import load_dataset
+    >>> from deepgen.train.engine import Trainer, TrainConfig
+    >>> data = load_dataset("moons")
+    >>> cfg = TrainConfig(steps=2, eval_every=0, progress=False)
+    >>> _ = Trainer(build_model("vae", data.info, seed=0), data, cfg, "runs/vae", plots=False, quiet=True).fit()
+    >>> model = build_model("vae", data.info, seed=1)
+    >>> record = init_from(model, "runs/vae:encoder")            # just the encoder
+    >>> record["source"], record["target"], record["source_step"]
+    ('encoder', 'encoder', 2)
 
     The weights are copied into ``model``'s own tensors, so a checkpoint of the new run holds them
     and loading it never reads ``RUN`` again.

@@ -11,10 +11,22 @@ Such points should be mapped to the real line first: :meth:`Flow.preprocess` ret
 ``Logit`` for discrete data and the identity for continuous data, and its log-det is inside the
 likelihood, so bits/dim include it.
 
->>> @register("diag-gaussian-flow")
-... class DiagGaussianFlow(Flow):
+A flow only builds its bijector; a model file then registers it with ``@register("name")`` above
+the class. Here :func:`deepgen.registry.temporary` registers it for one ``with`` block instead:
+
+>>> import torch
+>>> from deepgen.bijectors import Affine, Compose
+>>> from deepgen.data import DataInfo
+>>> from deepgen.registry import get_model_class, temporary
+>>> class DiagGaussianFlow(Flow):
 ...     def build_bijector(self):
 ...         return Compose(self.preprocess(self.info), Affine(self.info.shape))
+>>> with temporary("diag-gaussian-flow", DiagGaussianFlow):
+...     flow = get_model_class("diag-gaussian-flow")(DataInfo("digits", (1, 8, 8), 17))
+>>> flow.bijector[0]  # discrete data: Logit first
+Logit(alpha=0.05)
+>>> flow.log_prob(torch.zeros(4, 1, 8, 8)).shape, flow.sample(3).shape
+(torch.Size([4]), torch.Size([3, 1, 8, 8]))
 """
 
 from __future__ import annotations

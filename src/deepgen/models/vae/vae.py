@@ -22,6 +22,8 @@ Sampling options (:class:`VAESampleConfig`): ``temperature`` scales the prior's 
 for z, and ``mean=True`` returns the decoder means E[x|z] instead of draws from p(x|z):
 ``model.sample(8, mean=True, temperature=0.7)``.
 
+>>> import torch
+>>> from deepgen.data import DataInfo
 >>> model = VAE(DataInfo("digits", (1, 8, 8), 17), VAEConfig(latent_dim=8))
 >>> model.loss(torch.rand(4, 1, 8, 8).round())["loss"].shape
 torch.Size([])
