@@ -77,7 +77,7 @@ def test_a_run_on_a_relative_path_is_usable_from_another_directory(tmp_path, cap
     monkeypatch.chdir(work)
     rc, _, err = cli(capsys, "train", "independent", "--data", "ints.csv", "--steps", "3", "--out", "run", "-q")
     assert rc == 0, err
-    spec = json.loads((work / "run" / "config.json").read_text())["data_spec"]
+    spec = json.loads((work / "run" / "config.json").read_text())["data"]
     assert spec["name"] == str(work / "ints.csv")
     monkeypatch.chdir(tmp_path)
     rc, _, err = cli(capsys, "score", work / "run", "--out", tmp_path / "s.csv")

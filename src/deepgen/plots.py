@@ -85,30 +85,57 @@ def read_metrics(path: str | Path) -> list[dict]:
     return out
 
 
-def plot_loss_curve(metrics_path: str | Path, out: str | Path) -> Path | None:
-    """Training loss (and validation NLL/bpd when logged) against step, from ``metrics.jsonl``."""
+#: Logged keys that are not loss components (throughput, learning rate, wall time, bookkeeping).
+_NOT_LOSSES = {"step", "split", "examples_per_s", "lr", "time", "loss"}
+
+
+def loss_components(train: list[dict]) -> list[str]:
+    """The separately logged loss terms: ``*_loss`` keys (a GAN's discriminator and generator
+    losses, not their sum), else the total ``loss``."""
+    keys = [k for k in train[0] if k.endswith("_loss") and k not in _NOT_LOSSES]
+    return keys or ["loss"]
+
+
+def plot_loss_curve(metrics_path: str | Path, out: str | Path, units: str = "nats") -> Path | None:
+    """Each training loss component against step, and validation metrics (when logged) beside them.
+
+    ``units``: what the losses are measured in (the model's ``loss_units``), written on the axis.
+    """
     recs = read_metrics(metrics_path)
     train = [r for r in recs if r.get("split") == "train"]
     if not train:
         return None
     val = [r for r in recs if r.get("split") == "val"]
-    val_key = next((k for k in ("bpd", "nll") if any(k in r for r in val)), None)
-    fig = _figure(7, 4)
-    ax = fig.add_subplot(1, 1, 1)
-    ax.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss", color="C0")
-    ax.set_xlabel("step")
-    ax.set_ylabel("train loss")
+    val_key = next((k for k in ("bpd", "nll", "neg_energy") if any(k in r for r in val)), None)
+    fig = _figure(11 if val_key else 7, 4.2)
+    ax = fig.add_subplot(1, 2 if val_key else 1, 1)
+    for i, k in enumerate(loss_components(train)):
+        pts = [(r["step"], r[k]) for r in train if k in r]
+        ax.plot(*zip(*pts), label=k.replace("_", " "), color=f"C{i}")
+    ax.set_xlabel("training step")
+    ax.set_ylabel(f"training loss ({units})")
+    ax.set_title("training loss")
     ax.grid(alpha=0.3)
+    ax.legend()
     if val_key:
-        ax2 = ax.twinx()
+        ax2 = fig.add_subplot(1, 2, 2)
         pts = [(r["step"], r[val_key]) for r in val if val_key in r]
-        ax2.plot(*zip(*pts), "o-", color="C1", label=f"val {val_key}")
-        ax2.set_ylabel(f"validation {val_key}" + (" (bits/dim)" if val_key == "bpd" else " (nats)"))
-        ax2.legend(loc="upper center")
-    ax.legend(loc="upper right")
+        ax2.plot(*zip(*pts), "o-", color="C3")
+        unit = {"bpd": "bits/dim", "nll": "nats", "neg_energy": "mean -E(x), unnormalised"}[val_key]
+        ax2.set_xlabel("training step")
+        ax2.set_ylabel(f"validation {val_key.replace('_', ' ')} ({unit})")
+        ax2.set_title("held-out validation")
+        ax2.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out)
     return Path(out)
+
+
+def robust_vmax(d: np.ndarray, q: float = 0.995) -> float:
+    """Upper end of a density map's colour scale: the ``q`` quantile of its values, so that a single
+    Monte Carlo spike cannot turn the rest of the map black."""
+    v = float(np.quantile(d[np.isfinite(d)], q)) if np.isfinite(d).any() else 1.0
+    return v if v > 0 else float(np.nanmax(d)) or 1.0
 
 
 def plot_bounds(x: torch.Tensor, margin: float = 0.1) -> tuple[float, float, float, float]:
@@ -174,7 +201,9 @@ def plot_2d(
         ax2 = fig.add_subplot(1, 1, 1)
         axes = (ax2,)
     if dens is not None:
-        ax2.imshow(dens[0], origin="lower", extent=bounds, cmap="viridis", aspect="equal")
+        ax2.imshow(
+            dens[0], origin="lower", extent=bounds, cmap="viridis", aspect="equal", vmin=0, vmax=robust_vmax(dens[0])
+        )
         ax2.set_title(f"model density ({dens[1]}) + samples")
     else:
         ax2.set_title("model samples (no density)")
@@ -200,8 +229,35 @@ def plot_density_only(model, bounds, out: str | Path, title: str = "") -> Path |
         ax.hist2d(samples[:, 0], samples[:, 1], bins=100, range=[bounds[:2], bounds[2:]], cmap="viridis")
         ax.set_title(f"{title}: samples (no density)", fontsize=9)
     else:
-        ax.imshow(dens[0], origin="lower", extent=bounds, cmap="viridis", aspect="equal")
+        ax.imshow(
+            dens[0], origin="lower", extent=bounds, cmap="viridis", aspect="equal", vmin=0, vmax=robust_vmax(dens[0])
+        )
         ax.set_title(f"{title}: density ({dens[1]})", fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(out)
+    return Path(out)
+
+
+def plot_real_2d(name: str, data: torch.Tensor, bounds, out: str | Path) -> Path:
+    """The data's exact density (2D toys: ``deepgen.metrics.toy2d_density``) with held-out points
+    over it, or the points alone, framed like :func:`plot_density_only` for side-by-side reports."""
+    fig = _figure(4, 4)
+    ax = fig.add_subplot(1, 1, 1)
+    try:
+        from deepgen.metrics.toy2d_density import log_density
+
+        x0, x1, y0, y1 = bounds
+        gx, gy = torch.meshgrid(torch.linspace(x0, x1, 150), torch.linspace(y0, y1, 150), indexing="xy")
+        d = torch.exp(log_density(name, torch.stack([gx.reshape(-1), gy.reshape(-1)], 1).double()))
+        d = d.view(150, 150).numpy()
+        ax.imshow(d, origin="lower", extent=bounds, cmap="viridis", aspect="equal", vmin=0, vmax=robust_vmax(d))
+        ax.set_title("real data: exact density", fontsize=9)
+    except (KeyError, ValueError, ImportError):
+        pts = data[:5000].cpu().numpy()
+        ax.hist2d(pts[:, 0], pts[:, 1], bins=100, range=[bounds[:2], bounds[2:]], cmap="viridis")
+        ax.set_title("real data (held out)", fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
@@ -279,7 +335,7 @@ def write_run_plots(out: str | Path, model, dataset) -> dict[str, str]:
     """loss.png and samples.png (2D data: density map with samples) for a finished run."""
     out = Path(out)
     paths = {}
-    p = plot_loss_curve(out / "metrics.jsonl", out / "loss.png")
+    p = plot_loss_curve(out / "metrics.jsonl", out / "loss.png", getattr(model, "loss_units", "nats"))
     if p:
         paths["loss"] = str(p)
     model.eval()

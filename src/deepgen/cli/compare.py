@@ -28,6 +28,7 @@ def add_parser(sub):
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace a comparison already in --out")
     p.add_argument("-o", "--option", action="append", metavar="MODEL.KEY=VALUE", help="per-model option")
     p.add_argument("--k", type=int, help="Monte Carlo samples for bound/estimate NLLs (default 100 for VAEs)")
     p.add_argument("--n-samples", type=int, help="samples per model for quality metrics")
@@ -55,16 +56,26 @@ def per_model_options(items: list[str] | None, models: list[str]) -> dict[str, d
 
 
 def run(args) -> int:
+    from pathlib import Path
+
     from deepgen.compare import run_compare
-    from deepgen.errors import ConfigError
+    from deepgen.data import resolve_user_path
+    from deepgen.errors import ConfigError, DeepgenError
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not models:
         raise ConfigError("--models is empty")
     if len(set(models)) != len(models):
         raise ConfigError(f"--models lists a model twice: {args.models}")
+    out = Path(args.out)
+    if (out / "results.json").exists() and not args.overwrite:  # as 'deepgen train' refuses a run folder
+        raise DeepgenError(
+            f"{out} already holds a comparison; pass --overwrite to replace it, or choose another --out"
+        )
+    # each model's run stores the spec: an absolute path keeps 'deepgen eval DIR/runs/MODEL' working anywhere
+    spec = resolve_user_path(data_spec(args))
     res = run_compare(
-        data_spec(args),
+        spec,
         models,
         args.out,
         steps=args.steps,

@@ -116,7 +116,7 @@ def default_run_dir(model: str, data: str) -> Path:
 
 def run(args) -> int:
     from deepgen.config import from_dict, to_dict
-    from deepgen.data import DataSpec, load_dataset
+    from deepgen.data import DataSpec, load_dataset, resolve_user_path
     from deepgen.errors import DeepgenError
     from deepgen.registry import get_model_class
     from deepgen.train import TrainConfig, Trainer, build_model
@@ -158,6 +158,8 @@ def run(args) -> int:
             **train_overrides(args),
         }
     tcfg = from_dict(TrainConfig, tdict)
+    # the run stores its data spec: a user file's absolute path lets eval/score/sample run from any folder
+    spec = resolve_user_path(spec)
     data = load_dataset(spec)
     model = build_model(args.model, data.info, options, seed=tcfg.seed)
     main = os.environ.get("RANK", "0") == "0"

@@ -76,6 +76,25 @@ def _pm(row: dict, key: str, scale: float, digits: int) -> str:
     return f"{scale * v:.{digits}f} ± {scale * se:.{digits}f}"
 
 
+def _short_num(v: float) -> str:
+    """3 significant figures with k/M suffixes: 177,263 -> 177k."""
+    for div, suf in ((1e6, "M"), (1e3, "k")):
+        if abs(v) >= div:
+            return f"{v / div:.3g}{suf}"
+    return f"{v:.3g}"
+
+
+def _speed(row: dict, key: str, lo: str, hi: str) -> str:
+    """A throughput's median with its spread over timing windows/batches: ``177k (150k-190k)``."""
+    e = row["metrics"].get(key) or {}
+    v = e.get("value")
+    if v is None:
+        return "n/a"
+    if e.get(lo) is None or e.get(hi) is None:
+        return _short_num(v)
+    return f"{_short_num(v)} ({_short_num(e[lo])}–{_short_num(e[hi])})"
+
+
 def _pct(v) -> str:
     return "n/a" if v is None else f"{100 * v:.1f}%"
 
@@ -99,10 +118,10 @@ def columns(info) -> list[tuple[str, callable]]:
     cols = [
         ("Family", lambda r: r.get("family", "")),
         ("Model", _model_cell),
-        ("Train (ex/s)", lambda r: _num(_v(r, "train_speed"), 0) if r.get("family") != "reference" else ""),
+        ("Train (ex/s)", lambda r: _speed(r, "train_speed", "q25", "q75") if r.get("family") != "reference" else ""),
         (
             "Sample (samples/s)",
-            lambda r: _num(_v(r, "sampling_speed"), 0) if r.get("family") != "reference" else "",
+            lambda r: _speed(r, "sampling_speed", "min", "max") if r.get("family") != "reference" else "",
         ),
         ("Params", lambda r: _num(_v(r, "parameters")) if r.get("family") != "reference" else ""),
         ("Exact density", lambda r: _density(r) if r.get("family") != "reference" else ""),
@@ -144,6 +163,19 @@ def ordered(rows: list[dict], reference: dict) -> list[dict]:
     return [reference] + sorted(rows, key=key)
 
 
+def _load_notes(result) -> list[str]:
+    """Say so when other processes competed for the cores while a row was timed."""
+    from deepgen.metrics.cost import busy_machine_note
+
+    out = []
+    for r in result.rows:
+        loads = [r["metrics"].get(k, {}).get("load_average") for k in ("train_speed", "sampling_speed")]
+        note = busy_machine_note(max((v for v in loads if v is not None), default=None))
+        if note:
+            out.append(f"{r['model']}: {note}.")
+    return out
+
+
 def notes(result, info) -> list[str]:
     feat = next(
         (
@@ -161,7 +193,9 @@ def notes(result, info) -> list[str]:
         "KID: jackknife over both sets; NLL: over test examples and Monte Carlo draws)."
         if n
         else "",
-        "Train: median training examples/s over logged windows (first window skipped). Sample: samples/s.",
+        "Train: median training examples/s over logged windows after the first (warm-up), with the interquartile "
+        "range. Sample: median samples/s over at least five timed batches after a warm-up draw, with min–max.",
+        *_load_notes(result),
         "NLL labels: exact = log-likelihood; bound = lower bound on log p(x) (ELBO or dequantisation), so the "
         "true NLL is lower; est. = importance-sampled estimate. GANs define no density.",
     ]
@@ -207,11 +241,13 @@ def write_reports(result, ds, meta: dict) -> dict[str, str]:
     }
 
 
-def _img(path: str | None, alt: str) -> str:
+def _img(path: str | None, alt: str, cls: str = "") -> str:
+    """An embedded PNG (the report is one self-contained file), or a red note when it is missing."""
     if not path or not Path(path).is_file():
         return f'<div class="missing">{html.escape(alt)}: no image</div>'
     data = base64.b64encode(Path(path).read_bytes()).decode()
-    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+    klass = f' class="{cls}"' if cls else ""
+    return f'<img{klass} src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
 
 
 CSS = """
@@ -220,7 +256,8 @@ table{border-collapse:collapse;font-size:14px;margin:1em 0}th,td{border:1px soli
 th{background:#f0f0f0}td:nth-child(1),td:nth-child(2){text-align:left}
 tr.reference td{background:#f8f8e8;font-style:italic}
 .cards{display:flex;flex-wrap:wrap;gap:1em}.card{border:1px solid #ddd;padding:.5em;border-radius:6px}
-.card img{max-width:360px;image-rendering:pixelated;display:block}.card h3{margin:.2em 0;font-size:15px}
+.card img{max-width:360px;image-rendering:pixelated;display:block}
+.card img.loss{max-width:560px;image-rendering:auto}.card h3{margin:.2em 0;font-size:15px}
 .missing{color:#a00}.warn{color:#a00;font-weight:bold}.ok{color:#070}small{color:#666}
 """
 
@@ -248,13 +285,17 @@ def render_html(title, headers, table, rows, result, info, meta) -> str:
         cls = ' class="reference"' if r.get("family") == "reference" else ""
         body.append(f"<tr{cls}>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
     cards = []
+    if rows[0].get("samples_png"):  # the real data first, drawn like the samples beside it
+        cards.append(
+            f'<div class="card"><h3>real data (held out)</h3>{_img(rows[0]["samples_png"], "real data")}</div>'
+        )
     for r in rows[1:]:
         label = f"{_model_cell(r)} ({r['family']})"
         imgs = _img(r.get("samples_png"), f"{r['model']} samples")
         if r.get("density_png"):
             imgs += _img(r["density_png"], f"{r['model']} density")
         loss = Path(r.get("run", "")) / "loss.png"
-        imgs += _img(str(loss), f"{r['model']} loss curve") if loss.is_file() else ""
+        imgs += _img(str(loss), f"{r['model']} loss curve", "loss") if loss.is_file() else ""
         cards.append(f'<div class="card"><h3>{e(label)}</h3>{imgs}</div>')
     detail = []
     for r in rows:

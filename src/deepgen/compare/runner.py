@@ -13,7 +13,7 @@ from deepgen import __version__
 from deepgen.config import from_dict, to_dict
 from deepgen.data import DataSpec, load_dataset
 from deepgen.evaluate import SampleQuality, entropy_floor, evaluate
-from deepgen.metrics.cost import peak_memory_mb, reset_peak_memory, training_throughput
+from deepgen.metrics.cost import load_average, peak_memory_mb, reset_peak_memory, training_throughput_spread
 from deepgen.plots import plot_bounds, plot_density_only, sample_view
 from deepgen.registry import get_model_class
 from deepgen.train import TrainConfig, Trainer, build_model
@@ -81,6 +81,7 @@ def run_compare(
     floor = entropy_floor(ds.info)
     if floor is not None:
         reference["metrics"]["entropy"] = floor
+    reference["samples_png"] = _real_data_picture(ds, out / "real.png", bounds)
     rows = []
     for name in models:
         opts = (options or {}).get(name, {})
@@ -92,7 +93,8 @@ def run_compare(
             "batch_size": batch_size,
             "seed": seed,
             "progress": progress,
-            "eval_every": 0,
+            "eval_every": max(1, steps // 4),  # validation at four points: the loss plots show a trend
+            "eval_examples": 1000,
             "ckpt_every": 0,
             "log_every": max(1, min(50, steps // 10)),
             "threads": threads,
@@ -118,9 +120,12 @@ def run_compare(
         if points2d:
             (out / "density").mkdir(exist_ok=True)
             result["density_png"] = str(plot_density_only(model, bounds, out / "density" / f"{name}.png", name))
+        tspeed = training_throughput_spread(run_dir / "metrics.jsonl") or {"median": None}
         result["metrics"]["train_speed"] = {
-            "value": training_throughput(run_dir / "metrics.jsonl"),
-            "label": "training throughput (examples/s, median over logged windows)",
+            "value": tspeed.pop("median"),
+            "label": "training throughput (examples/s, median over logged windows after the first)",
+            **tspeed,
+            "load_average": load_average(),
         }
         result["metrics"]["train_time"] = {
             "value": train_s,
@@ -156,6 +161,19 @@ def run_compare(
     )
     res.files["json"] = str(out / "results.json")
     return res
+
+
+def _real_data_picture(ds, path: Path, bounds) -> str | None:
+    """What the models should reproduce, drawn like their samples: held-out images as a grid, a 2D
+    toy's exact density (or the held-out points), nothing for other data."""
+    from deepgen.plots import plot_real_2d, sample_view, save_image_grid
+
+    view = sample_view(ds.info)
+    if view == "images" and ds.info.kind in ("examples", "domains"):
+        return str(save_image_grid(ds.test.x[:64], path))
+    if view == "points2d":
+        return str(plot_real_2d(ds.info.name, ds.test.x, bounds, path))
+    return None
 
 
 def _short(m: dict) -> str:

@@ -144,6 +144,29 @@ def load_binarized_mnist(root: Path | None) -> dict[str, np.ndarray]:
     return out
 
 
+def image_files(path: Path) -> list[Path]:
+    """Every PNG/JPEG (and BMP, GIF, WebP) file under ``path``, recursively, in sorted order."""
+    return sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def folder_labels(path: Path) -> tuple[np.ndarray, list[str]] | None:
+    """Class labels of an image folder laid out one subfolder per class (``DIR/cat/1.png``), or None.
+
+    Labels are the index of each image's top-level subfolder in sorted order, aligned with
+    :func:`load_image_folder`'s rows; None unless every image sits in a subfolder and there are at
+    least two of them (a flat folder is unlabelled).
+    """
+    files = image_files(path)
+    tops = [f.relative_to(path).parts for f in files]
+    if not files or any(len(t) < 2 for t in tops):
+        return None
+    classes = sorted({t[0] for t in tops})
+    if len(classes) < 2:
+        return None
+    index = {c: i for i, c in enumerate(classes)}
+    return np.array([index[t[0]] for t in tops], dtype=np.int64), classes
+
+
 def load_image_folder(path: Path, size: int | None, channels: int | None) -> np.ndarray:
     """Every PNG/JPEG under ``path`` (sorted, recursive) as uint8 (N, C, size, size).
 
@@ -152,7 +175,7 @@ def load_image_folder(path: Path, size: int | None, channels: int | None) -> np.
     """
     from PIL import Image, UnidentifiedImageError
 
-    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = image_files(path)
     if not files:
         raise DataError(f"{path}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
     images = []

@@ -120,8 +120,13 @@ def evaluate(
             quality = SampleQuality.for_dataset(ds, features)
     n = n_samples or default_n_samples(model, quality, equal=equal_n)
     with prog.phase("sampling", n, "samples") as update:
-        samples, rate = draw_samples(model, n, seed=seed, options=opts.__dict__, progress=update)
+        timing: dict = {}
+        samples, rate = draw_samples(model, n, seed=seed, options=opts.__dict__, progress=update, timing=timing)
     metrics.update(quality.evaluate(samples, seed, progress=prog))
-    metrics["sampling_speed"] = {"value": rate, "label": "sampling throughput (samples/s)"}
+    metrics["sampling_speed"] = {
+        "value": rate,
+        "label": "sampling throughput (samples/s, median over batches)",
+        **{k: v for k, v in timing.items() if k != "median"},
+    }
     metrics["parameters"] = {"value": model.num_parameters, "label": "parameters"}
     return {**result, "n_samples": n, "metrics": metrics, "timings": prog.timings}

@@ -40,6 +40,9 @@ class Progress:
 
         def update(done: int, total_: int | None = None) -> None:
             if bar is not None:
+                if total_ is not None and total_ != bar.total:  # the caller settled on a budget
+                    bar.total = total_
+                    bar.refresh()
                 bar.update(done - state["done"])
             state["done"] = done
 

@@ -9,6 +9,7 @@ the interpreter, torch and the dataset. On CUDA it is ``torch.cuda.max_memory_al
 from __future__ import annotations
 
 import json
+import os
 import statistics
 from pathlib import Path
 
@@ -17,6 +18,13 @@ import torch
 
 def training_throughput(metrics_path: str | Path) -> float | None:
     """Median examples/s over the logged training windows, skipping the first (warm-up) window."""
+    spread = training_throughput_spread(metrics_path)
+    return None if spread is None else spread["median"]
+
+
+def training_throughput_spread(metrics_path: str | Path) -> dict | None:
+    """Examples/s over the logged training windows after the first (warm-up) one: median, quartiles,
+    min and max, and the number of windows (a busy machine shows up as a wide spread)."""
     rates = []
     p = Path(metrics_path)
     if not p.exists():
@@ -30,7 +38,32 @@ def training_throughput(metrics_path: str | Path) -> float | None:
             rates.append(r["examples_per_s"])
     if len(rates) > 1:
         rates = rates[1:]
-    return statistics.median(rates) if rates else None
+    if not rates:
+        return None
+    return {"median": statistics.median(rates), **spread(rates)}
+
+
+def spread(values: list[float]) -> dict:
+    """Quartiles, min, max and count of timing samples (quartiles by linear interpolation)."""
+    v = sorted(values)
+    q = statistics.quantiles(v, n=4, method="inclusive") if len(v) > 1 else [v[0]] * 3
+    return {"q25": q[0], "q75": q[2], "min": v[0], "max": v[-1], "n": len(v)}
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (None where the platform has none)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def busy_machine_note(load: float | None) -> str | None:
+    """A sentence for reports when other processes competed for the cores during timing."""
+    cores = os.cpu_count() or 1
+    if load is None or load <= cores:
+        return None
+    return f"load average {load:.1f} on {cores} cores while timing: other processes competed, speeds are low"
 
 
 def reset_peak_memory(device: torch.device | str = "cpu") -> bool:

@@ -176,6 +176,8 @@ class GenerativeModel(nn.Module):
     #: Test examples a Monte Carlo likelihood (``eval_k`` > 1) is computed on by default (a seeded
     #: random subset; None: all); ``--full`` always uses all of them.
     eval_examples: ClassVar[int | None] = None
+    #: What ``loss`` is measured in, for the axis of loss curves.
+    loss_units: ClassVar[str] = "nats per dimension"
     #: Small options for the test harness (tests/models): every registered model is trained,
     #: sampled, scored and reloaded with these, so they must keep it fast on 2 cores.
     test_options: ClassVar[dict[str, Any]] = {}

@@ -85,6 +85,7 @@ class GAN(GenerativeModel):
     Config = GANConfig
     SampleConfig = GANSampleConfig
     density_summary = "none"
+    loss_units = "nats, binary cross-entropy per example"
     test_options = {"latent_dim": 4, "hidden": (32, 32), "g_channels": (16, 8), "d_channels": (8, 16)}
     train_defaults = {"lr": 2e-4, "betas": (0.5, 0.999)}
 
