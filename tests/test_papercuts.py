@@ -131,7 +131,8 @@ def test_train_features_on_an_image_folder_is_usable_by_eval(tmp_path, capsys, l
     rc, out, err = cli(capsys, "eval", tmp_path / "r", "--features", net)
     assert rc == 0, err
     res = json.loads((tmp_path / "r" / "eval.json").read_text())
-    assert "FID" in out and np.isfinite(res["quality"]["fid"]["value"]) if "quality" in res else "FID" in out
+    fid = res["metrics"]["fid"]
+    assert np.isfinite(fid["value"]) and "feat.pt features" in fid["label"]
 
 
 def test_train_features_refuses_tables_in_one_line(tmp_path, capsys):
@@ -215,9 +216,8 @@ def test_out_of_range_values_print_plain_numbers(tmp_path, capsys):
 
 @pytest.mark.parametrize("text", ["[128,128]", "[128, 128]", "128,128", "(128,128)", "128, 128", "128 128"])
 def test_list_options_parse_with_brackets_and_spaces(text):
-    from deepgen.config import parse_overrides
+    from deepgen.config import from_dict, parse_overrides
     from deepgen.models.vae import VAEConfig
-    from deepgen.config import from_dict
 
     cfg = from_dict(VAEConfig, parse_overrides([f"hidden={text}"]))
     assert cfg.hidden == (128, 128)
@@ -258,3 +258,20 @@ def test_readme_says_to_activate_the_venv_and_keeps_outputs_under_runs():
         if line.startswith("deepgen ") and "--out " in line:
             target = line.split("--out ", 1)[1].split()[0]
             assert target.startswith("runs/"), line
+
+
+def test_wrap_ddp_warns_nothing(tmp_path):
+    """The broadcast_buffers FutureWarning every torchrun rank printed (torch 2.13 renamed the argument)."""
+    import warnings
+
+    import torch.distributed as dist
+
+    from deepgen.train.distributed import DistInfo, wrap_ddp
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            wrap_ddp(torch.nn.Linear(2, 2), DistInfo())
+    finally:
+        dist.destroy_process_group()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from deepgen import __version__
@@ -42,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     rank = os.environ.get("RANK")
+    from deepgen.train.distributed import interrupt_on_sigterm
+
+    old_sigterm = interrupt_on_sigterm()  # SIGTERM (torchrun, schedulers, kill) ends a run like Ctrl-C
     try:
         return int(args.func(args) or 0)
     except DeepgenError as e:
@@ -49,5 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{prefix}: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("deepgen: interrupted", file=sys.stderr)
+        if rank in (None, "0"):  # one line, not one per torchrun worker
+            print("deepgen: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if old_sigterm is not None:
+            signal.signal(signal.SIGTERM, old_sigterm)

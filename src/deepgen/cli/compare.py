@@ -69,9 +69,7 @@ def run(args) -> int:
         raise ConfigError(f"--models lists a model twice: {args.models}")
     out = Path(args.out)
     if (out / "results.json").exists() and not args.overwrite:  # as 'deepgen train' refuses a run folder
-        raise DeepgenError(
-            f"{out} already holds a comparison; pass --overwrite to replace it, or choose another --out"
-        )
+        raise DeepgenError(f"{out} already holds a comparison; pass --overwrite to replace it, or choose another --out")
     # each model's run stores the spec: an absolute path keeps 'deepgen eval DIR/runs/MODEL' working anywhere
     spec = resolve_user_path(data_spec(args))
     res = run_compare(

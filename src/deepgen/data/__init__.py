@@ -190,12 +190,7 @@ PATH_SUFFIXES = (".npy", ".csv", ".txt", ".png", ".jpg", ".jpeg")
 
 def looks_like_path(name: str) -> bool:
     """True for names a user meant as a file or folder: a separator, ``~``/``.`` in front, or a data suffix."""
-    return (
-        "/" in name
-        or os.sep in name
-        or name.startswith(("~", "."))
-        or Path(name).suffix.lower() in PATH_SUFFIXES
-    )
+    return "/" in name or os.sep in name or name.startswith(("~", ".")) or Path(name).suffix.lower() in PATH_SUFFIXES
 
 
 def user_path(name: str) -> Path:

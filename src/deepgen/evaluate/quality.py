@@ -236,7 +236,11 @@ class SampleQuality:
                 "note": "ranks blurred images and pixel noise above real MNIST (docs/benchmarks.md)",
             },
             "coverage": {"value": pr["coverage"], "label": f"coverage ({knn})", "n": n_pr},
-            "is": {"value": is_mean, "std": is_std, "label": f"IS ({lab.replace('features', cls).strip()})"},
+            "is": (
+                {"value": is_mean, "std": is_std, "label": f"IS ({lab.replace('features', cls).strip()})"}
+                if getattr(self.network, "objective", "classify") == "classify"
+                else na("IS", "self-supervised feature network: it has no classes")
+            ),
         }
 
     def _vector_metrics(self, samples, seed) -> dict:

@@ -11,7 +11,7 @@ import contextlib
 
 import torch
 
-from deepgen.errors import ConfigError
+from deepgen.errors import ConfigError, shorten
 
 #: Backend handed to ``torch.compile``; tests set "eager" (tracing only, no C++ compiler, seconds
 #: instead of the ~20 s inductor needs for even a tiny model on 2 CPU cores).
@@ -72,7 +72,7 @@ def compile_failure(e: BaseException) -> ConfigError | None:
     if isinstance(e, TorchDynamoException):
         inner = getattr(e, "inner_exception", None)  # BackendCompilerFailed's first line names only the backend
         what = f"{type(inner).__name__}: {first_line(inner)}" if inner is not None else first_line(e)
-        return ConfigError(f"--compile failed on this machine ({what[:200]}); train without --compile")
+        return ConfigError(f"--compile failed on this machine ({shorten(what)}); train without --compile")
     return None
 
 

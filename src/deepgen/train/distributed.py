@@ -169,3 +169,27 @@ def mean_over_ranks(values: dict[str, float], info: DistInfo) -> dict[str, float
     t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=info.device)
     dist.all_reduce(t)
     return {k: v / info.world_size for k, v in zip(keys, t.cpu().tolist())}
+
+
+def interrupt_on_sigterm():
+    """Treat SIGTERM like Ctrl-C (SIGINT) in this process; returns the previous handler (None off the main thread).
+
+    torchrun answers Ctrl-C (or its own SIGTERM, e.g. from a job scheduler) by sending that signal to
+    every worker, then SIGKILL after its shutdown timeout. A worker dies silently on the default
+    SIGTERM action; delegating to whatever SIGINT handler is current lets the trainer finish its
+    step, write the checkpoint and exit with 130 like an interrupted single-process run.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        current = signal.getsignal(signal.SIGINT)
+        if callable(current):
+            current(signal.SIGINT, frame)
+        else:  # SIG_IGN or SIG_DFL installed by someone else: behave as Python's default Ctrl-C
+            raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)

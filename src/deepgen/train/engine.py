@@ -309,6 +309,8 @@ class Trainer:
                     ema.update()
                 self.step = s + 1
                 bar.update(1)
+                if self.dist.enabled:  # a signal may reach the ranks a step apart: stop together, or hang
+                    self._stop_requested = D.any_rank(self._stop_requested, self.dist)
                 done = self.step == cfg.steps or self._stop_requested
                 log_now = (cfg.log_every and self.step % cfg.log_every == 0) or done
                 eval_now = (cfg.eval_every and self.step % cfg.eval_every == 0) or done

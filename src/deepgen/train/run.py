@@ -11,7 +11,7 @@ import torch
 
 from deepgen.config import CONFIG_VERSION, from_dict
 from deepgen.data import DataInfo, DataSpec
-from deepgen.errors import CheckpointError, ConfigError
+from deepgen.errors import CheckpointError, ConfigError, shorten
 from deepgen.models.base import GenerativeModel
 from deepgen.registry import get_model_class
 from deepgen.train.checkpoint import load_checkpoint
@@ -72,7 +72,9 @@ def load_run(path: str | Path, *, device: str | torch.device = "cpu", weights: s
         spec = from_dict(DataSpec, ckpt.get("data_spec") or {"name": info.name})
     except (ConfigError, RuntimeError, KeyError, TypeError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: checkpoint does not match model {ckpt['model_name']!r} ({msg[:200]})") from None
+        raise CheckpointError(
+            f"{path}: checkpoint does not match model {ckpt['model_name']!r} ({shorten(msg)})"
+        ) from None
     use_ema = ckpt.get("ema") is not None and weights in ("auto", "ema")
     if weights == "ema" and ckpt.get("ema") is None:
         raise CheckpointError(f"{path}: the run kept no EMA weights (train with --ema-decay)")
