@@ -1,6 +1,6 @@
 """Every sample-quality metric ranks crafted sample sets in the order their construction implies.
 
-Per metric, the claim is about what the metric measures (``docs/crafted_cases.md``):
+Per metric, the claim is about what the metric measures (``docs/benchmarks.md, section 6``):
 
 * fidelity (mean -log p_data, high-quality fraction, precision, density): the true sampler and every
   collapse (exact conditionals of the data) beat the blob and the single Gaussian;

@@ -209,6 +209,14 @@ def notes(result, info) -> list[str]:
             f"Sample quality uses {feat.split('(', 1)[1].rstrip(')')}; reference set = training data. "
             "These are not Inception FIDs."
         )
+    kid = result.reference["metrics"].get("kid") or {}
+    if kid.get("value") is not None and kid.get("se") and abs(kid["value"]) > 2 * kid["se"]:
+        out.append(
+            f"The real-data KID ({1e3 * kid['value']:.1f} ± {1e3 * kid['se']:.1f} x1e-3) is more than two standard "
+            "errors from 0: this held-out split differs from the reference by chance more than usual (over random "
+            "splits of digits, ± 2 s.e. covers 0 in 98% of cases; docs/benchmarks.md). Read model KIDs against "
+            "this row, not against 0."
+        )
     out.append(
         "The 'real data (held out)' row scores real data the reference set does not contain (images: the "
         "test split; vectors: the training split against the test split): the floor a model can expect."
@@ -257,7 +265,7 @@ th{background:#f0f0f0}td:nth-child(1),td:nth-child(2){text-align:left}
 tr.reference td{background:#f8f8e8;font-style:italic}
 .cards{display:flex;flex-wrap:wrap;gap:1em}.card{border:1px solid #ddd;padding:.5em;border-radius:6px}
 .card img{max-width:360px;image-rendering:pixelated;display:block}
-.card img.loss{max-width:560px;image-rendering:auto}.card h3{margin:.2em 0;font-size:15px}
+.card img.loss{max-width:760px;image-rendering:auto}.card h3{margin:.2em 0;font-size:15px}
 .missing{color:#a00}.warn{color:#a00;font-weight:bold}.ok{color:#070}small{color:#666}
 """
 

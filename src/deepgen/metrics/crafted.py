@@ -2,7 +2,7 @@
 
 A metric that claims to measure fidelity or diversity must rank these sets in the order their
 construction implies; ``tests/metrics/test_crafted_cases.py`` checks it and
-``benchmarks/crafted_cases.py`` tabulates it (``docs/crafted_cases.md``).
+``benchmarks/crafted_cases.py`` tabulates it (``docs/benchmarks.md, section 6``).
 
 2D toys (:func:`toy_cases`), all drawn fresh from a seeded generator:
 
