@@ -219,13 +219,15 @@ def plot_2d(
     return Path(out)
 
 
-def plot_density_only(model, bounds, out: str | Path, title: str = "") -> Path | None:
-    """Just the density heat-map of a 2D model (for side-by-side comparison reports)."""
+def plot_density_only(model, bounds, out: str | Path, title: str = "", options: dict | None = None) -> Path | None:
+    """Just the density heat-map of a 2D model (for side-by-side comparison reports); a model
+    without a density shows a histogram of 5,000 samples drawn with sampling ``options``."""
     dens = density_grid(model, bounds)
     fig = _figure(4, 4)
     ax = fig.add_subplot(1, 1, 1)
     if dens is None:
-        samples = model.sample(5000, generator=torch.Generator().manual_seed(0)).cpu().numpy()
+        g = torch.Generator(device=model.device).manual_seed(0)
+        samples = model.sample(5000, generator=g, **(options or {})).cpu().numpy()
         ax.hist2d(samples[:, 0], samples[:, 1], bins=100, range=[bounds[:2], bounds[2:]], cmap="viridis")
         ax.set_title(f"{title}: samples (no density)", fontsize=9)
     else:

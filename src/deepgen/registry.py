@@ -64,11 +64,14 @@ def register(name: str):
 @contextlib.contextmanager
 def temporary(name: str, cls: type):
     """Register ``cls`` as ``name`` for the duration of a ``with`` block (tests, experiments)."""
+    previous = _MODELS.pop(name, None)
     register(name)(cls)
     try:
         yield cls
     finally:
         _MODELS.pop(name, None)
+        if previous is not None:  # a name registered before the block keeps its model
+            _MODELS[name] = previous
 
 
 def _load_all() -> None:

@@ -64,8 +64,9 @@ def print_metrics(result: dict) -> None:
             extra = f" +- {fmt(m['se'], 3)} (s.e.)"
         elif m.get("std") is not None:
             extra = f" +- {fmt(m['std'], 3)} (std)"
-        elif m.get("sem") is not None:
-            extra = f" +- {fmt(m['sem'], 3)} (s.e.)"
+        elif m.get("sem") is not None:  # over test examples, with any Monte Carlo error in quadrature
+            se = (m["sem"] ** 2 + (m.get("mc_stderr") or 0.0) ** 2) ** 0.5
+            extra = f" +- {fmt(se, 3)} (s.e.)"
         if m.get("method"):
             extra += f"  [{m['method']}]"
         print(f"  {m['label']:<{width}}  {fmt(m['value'], 5)}{extra}")

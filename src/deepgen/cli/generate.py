@@ -113,7 +113,8 @@ def run(args) -> int:
     rows += results
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
-        np.save(out, np.stack([info.to_raw(r) for r in results], 1))  # (n, samples, *shape)
+        out_info = info.domain_b if cap == "translate" and getattr(info, "domain_b", None) else info
+        np.save(out, np.stack([out_info.to_raw(r) for r in results], 1))  # (n, samples, *shape)
     elif info.is_image and all(r.shape == x.shape for r in rows):
         save_image_grid(torch.cat([r.cpu() for r in rows]), out, nrow=n)
     else:

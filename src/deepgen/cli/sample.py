@@ -57,6 +57,8 @@ def run(args) -> int:
     model, info = loaded.model, loaded.info
     opts = model.sample_options(**sample_options(args))
     y = labels_for(args, model, args.n)
+    if y is None and model.conditional:  # classes in turn over all n samples, not restarting per batch
+        y = model.check_labels(None, args.n)
     view = sample_view(info)
     if out.suffix == ".png" and view == "scatter":
         raise DeepgenError(f"PNG output needs images, signals or 2D data; {info.name} has shape {info.shape}: use .npy")

@@ -84,7 +84,8 @@ def run(args) -> int:
             err = f"{se[i]:.6f}" if se is not None else ""
             w.writerow([i, f"{v:.6f}", bpd, err, ll.kind.value, ll.method])
     s = summarize(ll, info)
+    se = (s.sem**2 + (s.mc_stderr or 0.0) ** 2) ** 0.5  # test-set and Monte Carlo (incl. shared) errors
     bpd = f", {s.bpd:.4f} bits/dim" if s.bpd is not None else ""
-    print(f"scored {s.n} examples of {spec.name}: mean NLL {s.nll:.4f} +- {s.sem:.4f} nats{bpd} ({s.kind}: {s.method})")
+    print(f"scored {s.n} examples of {spec.name}: mean NLL {s.nll:.4f} +- {se:.4f} nats{bpd} ({s.kind}: {s.method})")
     print(f"wrote {out}")
     return 0

@@ -59,7 +59,10 @@ def _nll_cell(row: dict, discrete: bool) -> str:
     # standard error of the mean over test examples, with any Monte Carlo error in quadrature
     se = math.sqrt((e.get("sem") or 0.0) ** 2 + (e.get("mc_stderr") or 0.0) ** 2)
     pm = f" ± {_num(se, 2)}" if se > 0 and math.isfinite(se) else ""
-    return f"{_num(e['value'])}{pm} ({kind})"
+    extra = ", given y" if e.get("conditional") else ""  # -log p(x|y): not comparable with -log p(x)
+    if e.get("n_total") and e.get("n") != e["n_total"]:  # a budgeted subset of the test split
+        extra += f", {e['n']:,} of {e['n_total']:,}"
+    return f"{_num(e['value'])}{pm} ({kind}{extra})"
 
 
 def _pm(row: dict, key: str, scale: float, digits: int) -> str:

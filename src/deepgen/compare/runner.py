@@ -12,11 +12,13 @@ import torch
 from deepgen import __version__
 from deepgen.config import from_dict, to_dict
 from deepgen.data import DataSpec, load_dataset
+from deepgen.errors import DataError
 from deepgen.evaluate import SampleQuality, entropy_floor, evaluate
 from deepgen.metrics.cost import load_average, peak_memory_mb, reset_peak_memory, training_throughput_spread
-from deepgen.plots import plot_bounds, plot_density_only, sample_view
+from deepgen.plots import plot_bounds, plot_density_only, sample_view, save_samples
 from deepgen.registry import get_model_class
 from deepgen.train import TrainConfig, Trainer, build_model
+from deepgen.train.distributed import pick_device
 
 
 @dataclass
@@ -60,6 +62,11 @@ def run_compare(
     for name in models:  # unknown names and options fail before any training
         sample_opts[name] = get_model_class(name).sample_options(**(sample_options or {}).get(name, {}))
     ds = load_dataset(spec)
+    if ds.info.kind in ("signal", "scene"):
+        raise DataError(
+            f"{spec.name} is {ds.info.kind} data: one function fitted to its rows, not a distribution to compare "
+            "samples of; use 'deepgen train' and 'deepgen eval' (PSNR, SSIM)"
+        )
     if threads:
         torch.set_num_threads(threads)
     log(
@@ -67,9 +74,9 @@ def run_compare(
         f"{steps} steps x batch {batch_size}, seed {seed}"
     )
     quality = SampleQuality.for_dataset(ds, features)
-    if n_samples:
-        quality.n = min(n_samples, len(quality.held_out))  # the reference row uses the same n as the models
-        n_samples = quality.n
+    if n_samples:  # the reference row uses the same n as the models, within what the data can give it
+        quality.n = min(n_samples, len(quality.held_out), quality.max_n)
+    n_samples = quality.n
     points2d = sample_view(ds.info) == "points2d"
     bounds = plot_bounds(ds.test.x) if points2d else None
     reference = {
@@ -101,10 +108,10 @@ def run_compare(
         }
         tcfg = from_dict(TrainConfig, tdict)
         run_dir = out / "runs" / name
-        reset_peak_memory()
+        device = pick_device(tcfg.device)
+        reset_peak_memory(device)
         trainer = Trainer(model, ds, tcfg, run_dir, data_spec=spec, quiet=not progress, overwrite=True)
         train_s = trainer.fit()["train_seconds"]  # the loop only: not plots, evaluation or checkpoints
-        peak = peak_memory_mb()
         torch.manual_seed(seed)
         # after fit() the model holds the weights evaluation uses (the EMA when one is kept)
         result = evaluate(
@@ -114,12 +121,17 @@ def run_compare(
             n_samples=n_samples,
             seed=seed,
             quality=quality,
-            sample_options=sample_opts[name].__dict__,
+            sample_options=to_dict(sample_opts[name]),
             equal_n=True,
         )
+        peak = peak_memory_mb(device)  # training and evaluation
+        opts = to_dict(sample_opts[name])
+        if result["sampling"]:  # the run's own samples.png used the default options: draw the row's
+            save_samples(model, run_dir / "samples.png", seed=seed, data=ds.test.x if points2d else None, options=opts)
         if points2d:
             (out / "density").mkdir(exist_ok=True)
-            result["density_png"] = str(plot_density_only(model, bounds, out / "density" / f"{name}.png", name))
+            path = out / "density" / f"{name}.png"
+            result["density_png"] = str(plot_density_only(model, bounds, path, name, options=opts))
         tspeed = training_throughput_spread(run_dir / "metrics.jsonl") or {"median": None}
         result["metrics"]["train_speed"] = {
             "value": tspeed.pop("median"),
@@ -131,7 +143,8 @@ def run_compare(
             "value": train_s,
             "label": f"training wall time for {steps} steps (s)",
         }
-        result["metrics"]["peak_memory"] = {"value": peak, "label": "peak memory (MiB, whole process RSS)"}
+        what = "GPU memory allocated" if device.type == "cuda" else "whole process RSS"
+        result["metrics"]["peak_memory"] = {"value": peak, "label": f"peak memory (MiB, {what})"}
         result["run"] = str(run_dir)
         result["options"] = to_dict(model.config)
         result["samples_png"] = str(run_dir / "samples.png")
@@ -148,7 +161,7 @@ def run_compare(
         "data": to_dict(spec),
         "data_info": ds.info.to_dict(),
         "models": models,
-        "sample_options": {m: o.__dict__ for m, o in sample_opts.items()},
+        "sample_options": {m: to_dict(o) for m, o in sample_opts.items()},
         "steps": steps,
         "batch_size": batch_size,
         "seed": seed,

@@ -19,6 +19,7 @@ by its name or family.
 
 from __future__ import annotations
 
+from deepgen.config import to_dict
 from deepgen.data import Dataset
 from deepgen.evaluate.likelihood import (
     NLL_LABEL,
@@ -52,7 +53,7 @@ def default_n_samples(model: GenerativeModel, quality: SampleQuality, *, equal: 
     held-out test split for images, at most 10,000; 2,500 for vectors), or the model's own
     ``eval_samples`` budget when rows need not be equal (``deepgen eval`` of one model)."""
     if model.eval_samples is not None and not equal:
-        return model.eval_samples
+        return min(model.eval_samples, quality.max_n)
     return quality.n
 
 
@@ -90,7 +91,7 @@ def evaluate(
         "density_kind": model.density_kind.value,
         "has_exact_density": model.has_exact_density,
         "sampling": model.describe_sampling(opts),
-        "sample_options": opts.__dict__,
+        "sample_options": to_dict(opts),
         "data": info.name,
         "data_kind": info.kind,
     }
@@ -121,7 +122,7 @@ def evaluate(
     n = n_samples or default_n_samples(model, quality, equal=equal_n)
     with prog.phase("sampling", n, "samples") as update:
         timing: dict = {}
-        samples, rate = draw_samples(model, n, seed=seed, options=opts.__dict__, progress=update, timing=timing)
+        samples, rate = draw_samples(model, n, seed=seed, options=to_dict(opts), progress=update, timing=timing)
     metrics.update(quality.evaluate(samples, seed, progress=prog))
     metrics["sampling_speed"] = {
         "value": rate,

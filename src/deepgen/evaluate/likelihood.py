@@ -150,6 +150,9 @@ def nll_metrics(
     extra = {"kind": s.kind, "method": method_text, "n": s.n, "n_total": n_all, "sem": s.sem}
     extra.update(mc_stderr=s.mc_stderr, k=k)
     what = NLL_LABEL.get(s.kind, s.kind)
+    if model.conditional:  # -log p(x | y) is not comparable with another model's -log p(x)
+        what += ", given the label y"
+        extra["conditional"] = True
     out = {"nll": {"value": s.nll, "label": f"NLL (nats, {what})", **extra}}
     if s.bpd is not None:
         scale = bits_per_dim(1.0, info.dim)

@@ -415,6 +415,7 @@ class GenerativeModel(nn.Module):
         """
         self.check_method(method)
         if self.density_kind == DensityKind.EXACT:
+            y = self.check_labels(y, len(x), draw=False)
             return LogLikelihood(self.log_prob(x, y), DensityKind.EXACT, "exact")
         raise self._no_density("log-likelihood")
 
@@ -474,7 +475,9 @@ class ContinuousDensityModel(GenerativeModel):
 
     def log_prob(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         v, log_det = self.to_continuous(x)
-        return (self.log_density(v, y) if self.conditional else self.log_density(v)) + log_det
+        if not self.conditional:
+            return self.log_density(v) + log_det
+        return self.log_density(v, self.check_labels(y, len(x), draw=False)) + log_det
 
     def loss(self, x, y=None):
         lp = self.log_prob(x, y)
@@ -500,8 +503,10 @@ class LatentVariableModel(GenerativeModel):
     """A model p(x) = integral p(x|z) p(z) dz trained with an amortised posterior q(z|x).
 
     Subclasses implement :meth:`log_importance_weights`, returning ``log p(x, z_k) - log q(z_k|x)``
-    for ``k`` posterior samples; the ELBO is their mean, and the importance-sampled estimate
-    ``log (1/K) sum_k w_k`` (Burda et al., 2016, arXiv:1509.00519) converges to log p(x) as K grows.
+    for ``k`` posterior samples (conditional models take the labels too:
+    ``log_importance_weights(x, k, y)``, ``elbo(x, y)``, ``log_prob_estimate(x, k, y=y)``); the ELBO
+    is their mean, and the importance-sampled estimate ``log (1/K) sum_k w_k`` (Burda et al., 2016,
+    arXiv:1509.00519) converges to log p(x) as K grows.
     """
 
     density_summary = "lower bound (ELBO); estimate (importance sampling, K samples)"
@@ -518,23 +523,30 @@ class LatentVariableModel(GenerativeModel):
     def why_no_density(self) -> str:
         return "the marginal p(x) is an intractable integral; use the ELBO (bound) or importance sampling (estimate)"
 
-    def log_importance_weights(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        """(B, k) log-weights ``log p(x, z) - log q(z|x)`` with ``z ~ q(z|x)``."""
+    def log_importance_weights(self, x: torch.Tensor, k: int, *args) -> torch.Tensor:
+        """(B, k) log-weights ``log p(x, z) - log q(z|x)`` with ``z ~ q(z|x)`` (``args``: the labels ``y``
+        of a conditional model)."""
         raise NotImplementedError
 
-    def elbo(self, x: torch.Tensor) -> torch.Tensor:
+    def elbo(self, x: torch.Tensor, *args) -> torch.Tensor:
         """Evidence lower bound per example (B,), in nats."""
-        return self.log_importance_weights(x, 1)[:, 0]
+        return self.log_importance_weights(x, 1, *args)[:, 0]
 
-    def log_prob_estimate(self, x: torch.Tensor, k: int = 100, chunk: int = 100):
-        """Importance-sampled log p(x): ``(estimate (B,), stderr (B,))``; ``k`` split into chunks."""
+    def log_prob_estimate(self, x: torch.Tensor, k: int = 100, chunk: int = 100, *, y=None):
+        """Importance-sampled log p(x) (or log p(x | y)): ``(estimate (B,), stderr (B,))``; ``k`` in chunks."""
         from deepgen.metrics.likelihood import importance_sampled_log_likelihood
 
-        return importance_sampled_log_likelihood(lambda m: self.log_importance_weights(x, m), k, chunk)
+        args = () if y is None else (y,)
+        return importance_sampled_log_likelihood(lambda m: self.log_importance_weights(x, m, *args), k, chunk)
 
     def log_likelihood(self, x, *, y=None, k=None, method=None) -> LogLikelihood:
         self.check_method(method)
-        self.check_labels(y, len(x), draw=False)
+        y = self.check_labels(y, len(x), draw=False)
+        if y is not None:  # a conditional latent-variable model implements the labelled methods
+            if not k or k <= 1:
+                return LogLikelihood(self.elbo(x, y), DensityKind.BOUND, "ELBO")
+            est, se = self.log_prob_estimate(x, k, y=y)
+            return LogLikelihood(est, DensityKind.ESTIMATE, f"importance sampling, K={k}", se)
         if not k or k <= 1:
             return LogLikelihood(self.elbo(x), DensityKind.BOUND, "ELBO")
         est, se = self.log_prob_estimate(x, k)

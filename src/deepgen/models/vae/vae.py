@@ -189,7 +189,7 @@ class VAE(LatentVariableModel):
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
         return self.decoder_log_prob(x, z) - kl_normal_standard(mu, logvar)
 
-    def log_prob_estimate(self, x, k=100, chunk=None):
+    def log_prob_estimate(self, x, k=100, chunk=None, *, y=None):
         """Importance-sampled log p(x) (Burda et al., 2016): ``(estimate (B,), stderr (B,))`` nats.
 
         Memory stays bounded for any batch and ``k``: x is encoded once, the K proposals are drawn
