@@ -46,6 +46,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--data-dir", help="MNIST folder (the MNIST case is skipped without it)")
     ap.add_argument("--busy", action="store_true", help="run a competing 2-thread training job alongside")
+    ap.add_argument("--cases", help="comma-separated MODEL:DATA to run (default: all)")
     ap.add_argument("--out")
     args = ap.parse_args()
     busy = None
@@ -60,6 +61,8 @@ def main() -> None:
         for model, data, extra in CASES:
             if data == "mnist" and not args.data_dir:
                 continue
+            if args.cases and f"{model}:{data}" not in args.cases.split(","):
+                continue
             rates = {1: [], 2: []}
             for _ in range(args.repeats):
                 for t in (1, 2):
@@ -73,6 +76,7 @@ def main() -> None:
                 "ratio_2_over_1": med[2] / med[1],
             }
             results.append(row)
+            write_result("threads_busy" if args.busy else "threads", vars(args), results, args.out)  # as we go
             print(f"{model:>4} on {data:<7} 1 thread {med[1]:>10,.0f} ex/s   2 threads {med[2]:>10,.0f} ex/s   "
                   f"2/1 = {med[2] / med[1]:.2f}", flush=True)  # fmt: skip
     finally:

@@ -132,3 +132,17 @@ def test_real_valued_files_and_explicit_levels_are_silent(tmp_path, capsys):
     assert capsys.readouterr().err == ""
     with pytest.raises(DataError, match="contradict"):
         DataSpec("x.npy", levels=2, continuous=True)
+
+
+def test_chunked_standardisation_keeps_its_digits_when_the_mean_is_large():
+    """Memory-mapped files are standardised chunk by chunk: the one-pass E[x^2] - E[x]^2 would lose
+    every digit of the spread for data like 1e8 + N(0, 1)."""
+    import numpy as np
+
+    from deepgen.data.files import standardisation
+    from deepgen.data.user_files import _chunked_standardisation
+
+    x = 1e8 + np.random.default_rng(0).normal(size=(300_000, 2))
+    mean, std = _chunked_standardisation(x)
+    ref_mean, ref_std = standardisation(x)
+    assert np.allclose(std, ref_std, rtol=1e-6) and np.allclose(mean, ref_mean, rtol=1e-12)

@@ -155,3 +155,18 @@ def test_refused_when_resuming_an_existing_run(moons, models, tmp_path):
                 init_from=f"{tmp_path}/stage1:encoder")  # fmt: skip
     t.fit()
     assert t.init_source is not None
+
+
+def test_copied_weights_survive_a_data_dependent_initialize(moons, tmp_path):
+    """gmm.initialize() places components on data points: it must not undo what --init-from copied."""
+    from deepgen.train import build_model
+
+    cfg = TrainConfig(steps=30, batch_size=64, progress=False, eval_every=0, ckpt_every=0)
+    source = build_model("gmm", moons.info, {"components": 3}, seed=0)
+    Trainer(source, moons, cfg, tmp_path / "src", plots=False, quiet=True).fit()
+    trained = {k: v.clone() for k, v in source.state_dict().items()}
+    fresh = build_model("gmm", moons.info, {"components": 3}, seed=1)
+    one_step = TrainConfig(steps=1, batch_size=64, lr=1e-12, progress=False, eval_every=0, ckpt_every=0)
+    Trainer(fresh, moons, one_step, tmp_path / "dst", plots=False, quiet=True, init_from=str(tmp_path / "src")).fit()
+    for k, v in fresh.state_dict().items():  # one step at lr 1e-12 moves nothing measurable
+        assert torch.allclose(v, trained[k], atol=1e-6), k

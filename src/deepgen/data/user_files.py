@@ -144,12 +144,18 @@ def _codes(arr: np.ndarray, rows, levels: int) -> torch.Tensor:
 
 def _chunked_standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Column mean and std in float64 accumulated over row chunks (a mapped file is never copied whole)."""
-    n, s, ss = 0, 0.0, 0.0
+    # Chan et al.'s parallel update of (count, mean, sum of squared deviations): the one-pass
+    # E[x^2] - E[x]^2 loses every digit when the mean is large against the spread (1e8 + N(0, 1)).
+    n, mean, m2 = 0, 0.0, 0.0
     for _, chunk in _row_chunks(x):
         c = chunk.astype(np.float64)
-        n, s, ss = n + len(c), s + c.sum(0), ss + (c * c).sum(0)
-    mean = s / n
-    std = np.sqrt(np.maximum(ss / n - mean * mean, 0.0))
+        k, cm = len(c), c.mean(0)
+        cm2 = ((c - cm) ** 2).sum(0)
+        delta = cm - mean
+        mean = mean + delta * k / (n + k)
+        m2 = m2 + cm2 + delta**2 * n * k / (n + k)
+        n += k
+    std = np.sqrt(m2 / n)
     std = np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0)
     return mean, std
 

@@ -128,8 +128,11 @@ def annealed_langevin(
 ) -> torch.Tensor:
     """Annealed Langevin dynamics with a noise-conditional score (Song & Ermon, 2019, arXiv:1907.05600).
 
-    Algorithm 1 of the paper: for each noise level sigma_i (decreasing), ``steps_per_level`` Langevin
-    steps with step ``alpha_i = eps * sigma_i^2 / sigma_L^2``, where sigma_L is the smallest level.
+    Algorithm 1 of the paper, in its own parametrisation: for each noise level sigma_i (decreasing),
+    ``steps_per_level`` steps ``x <- x + (alpha_i / 2) score(x, sigma_i) + sqrt(alpha_i) z`` with
+    ``alpha_i = eps * sigma_i^2 / sigma_L^2``, where sigma_L is the smallest level, so the paper's
+    ``eps`` (2e-5 for CIFAR-10 with sigma_L = 0.01) means the same here. (:func:`langevin` uses the
+    ``x + eps * score + sqrt(2 eps) z`` form: its ``eps`` is half of this one.)
     Large noise levels let chains cross between modes, so the mode weights come out right, which
     plain Langevin on a multimodal density does not achieve. With ``denoise_last`` a final Tweedie
     step ``x + sigma_L^2 * score(x, sigma_L)`` removes the remaining noise of level sigma_L
@@ -169,7 +172,7 @@ def annealed_langevin(
         sig = torch.full(x.shape[:1], sigma, dtype=x.dtype, device=x.device)
         for _ in range(steps_per_level):
             g = check_like("score", score(x, sig), x).detach()
-            x = x + alpha * g.to(x.dtype) + math.sqrt(2 * alpha) * randn_like(x, generator)
+            x = x + 0.5 * alpha * g.to(x.dtype) + math.sqrt(alpha) * randn_like(x, generator)
             step += 1
             if callback is not None:
                 callback(step, x)

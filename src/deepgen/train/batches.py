@@ -36,9 +36,13 @@ class BatchSource:
     def __init__(self, data: Dataset, batch_size: int, seed: int, rank: int, world_size: int, device: torch.device):
         split = data.train
         storage, self.decode = storage_and_decoder(split)
-        self.storage = storage.to(device)
-        self.y = None if split.y is None else split.y.to(device)
-        self.sampler = EpochSampler.for_run(len(self.storage), batch_size, seed, rank, world_size, device=device)
+        # A memory-mapped file stays where it is (on disk, paged in by the OS): batches are gathered on
+        # the CPU and only they move to the device. Everything else moves to the device once.
+        self.device = device
+        home = torch.device("cpu") if getattr(split, "mapped", False) else device
+        self.storage = storage if home.type == "cpu" and storage.device.type == "cpu" else storage.to(home)
+        self.y = None if split.y is None else split.y.to(home)
+        self.sampler = EpochSampler.for_run(len(self.storage), batch_size, seed, rank, world_size, device=home)
 
     def __len__(self) -> int:
         return len(self.storage)
@@ -46,9 +50,13 @@ class BatchSource:
     def peek(self, k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         idx = self.sampler.batch(k)
         x = self.storage.index_select(0, idx)
+        y = None if self.y is None else self.y.index_select(0, idx)
+        if x.device != self.device:  # a mapped file: move only the batch
+            x = x.to(self.device, non_blocking=True)
+            y = None if y is None else y.to(self.device, non_blocking=True)
         if self.decode is not None:
             x = self.decode(x)
-        return x, (None if self.y is None else self.y.index_select(0, idx))
+        return x, y
 
 
 def passes_y(info, model) -> bool:

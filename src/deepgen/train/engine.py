@@ -48,6 +48,10 @@ from deepgen.train.step import StepContext
 __all__ = ["Trainer", "StepContext", "TrainConfig", "TrainingDiverged"]
 
 
+#: Under DDP, how often (in steps) the ranks agree on whether a Ctrl-C / SIGTERM asked them to stop.
+STOP_SYNC_EVERY = 10
+
+
 class TrainingDiverged(DeepgenError):
     """The loss (or the parameters) became NaN or infinite; the last good checkpoint is kept."""
 
@@ -158,6 +162,25 @@ class Trainer:
         return S.checkpoint_dict(self, rng_states, per_rank)
 
     # -- setup -------------------------------------------------------------------------------------
+    def _auto_threads(self) -> None:
+        """Without ``--threads``: all cores on an idle machine, one thread when others keep it busy.
+
+        Measured on 2 cores (docs/benchmarks.md, benchmarks/threads.py): alone, 2 threads train as
+        fast as 1 or up to 1.65x faster; beside another 2-thread job, 2 threads oversubscribe the
+        cores and run up to 10x slower than 1.
+        """
+        from deepgen.metrics.cost import load_average
+
+        cores, load = os.cpu_count() or 1, load_average()
+        if cores > 1 and load is not None and load >= cores - 0.5:
+            torch.set_num_threads(1)
+            if self.dist.is_main and not self.quiet:
+                print(
+                    f"deepgen: the machine is busy (load average {load:.1f} on {cores} cores): training with "
+                    "1 thread (--threads N to choose)",
+                    file=sys.stderr,
+                )
+
     def _check_applicable(self) -> bool:
         """Refuse options this model or device cannot use; returns whether train_step is the default."""
         cfg, model = self.config, self.model
@@ -181,6 +204,8 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         elif dist.enabled and dist.device.type == "cpu":
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // dist.world_size))
+        elif dist.device.type == "cpu":
+            self._auto_threads()
         default_step = self._check_applicable()
         per_rank = S.per_rank_buffer_names(model)
         model.to(dist.device)
@@ -205,6 +230,11 @@ class Trainer:
             if self.data.batch_transform is not None:
                 x0 = self.data.batch_transform(x0)
             model.initialize(x0)
+            if self.init_from:  # a data-dependent initialize() may have re-set the copied part: copy it back
+                from deepgen.train.run import init_from
+
+                with accel.fork_rng(dist.device):
+                    init_from(model, self.init_from)
         self.optimizers = model.configure_optimizers(cfg)
         for opt in self.optimizers.values():  # the schedule scales these, never the restored rates
             for g in opt.param_groups:
@@ -309,9 +339,15 @@ class Trainer:
                     ema.update()
                 self.step = s + 1
                 bar.update(1)
-                if self.dist.enabled:  # a signal may reach the ranks a step apart: stop together, or hang
-                    self._stop_requested = D.any_rank(self._stop_requested, self.dist)
-                done = self.step == cfg.steps or self._stop_requested
+                stop = self._stop_requested
+                if self.dist.enabled:
+                    # A signal may reach the ranks a step apart: they must stop at the same step, or the
+                    # others hang in a collective. Agreeing costs a host sync, so it happens every
+                    # STOP_SYNC_EVERY steps (a stopping rank trains on to that step), not every step.
+                    stop = False
+                    if self.step % STOP_SYNC_EVERY == 0:
+                        stop = self._stop_requested = D.any_rank(self._stop_requested, self.dist)
+                done = self.step == cfg.steps or stop
                 log_now = (cfg.log_every and self.step % cfg.log_every == 0) or done
                 eval_now = (cfg.eval_every and self.step % cfg.eval_every == 0) or done
                 ckpt_now = (cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or done
@@ -345,7 +381,7 @@ class Trainer:
                 for cb in show:
                     self._run_callback(cb, "on_step", self.step)
                 window_t0 = time.perf_counter()  # evaluation, checkpoints and callbacks are not training time
-                if self._stop_requested:
+                if stop:
                     if main:
                         print(
                             f"\ninterrupted: checkpoint at step {self.step} in {self.checkpoint_path}; "
