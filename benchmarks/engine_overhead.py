@@ -39,7 +39,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _common import write_result  # noqa: E402
 from deepgen.data import DataSpec, load_dataset  # noqa: E402
 from deepgen.distributions import standard_normal_log_prob  # noqa: E402
-from deepgen.models.base import ContinuousDensityModel  # noqa: E402
+from deepgen.models.density import ContinuousDensityModel  # noqa: E402
 from deepgen.nn import MLP  # noqa: E402
 from deepgen.registry import temporary  # noqa: E402
 from deepgen.train import TrainConfig, Trainer  # noqa: E402

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from deepgen.bijectors import Affine, Compose, RandomPermutation
-from deepgen.models.base import ContinuousDensityModel, DensityKind, GenerativeModel, LogLikelihood
+from deepgen.models.base import DensityKind, GenerativeModel, LogLikelihood
+from deepgen.models.density import ContinuousDensityModel
 from deepgen.models.flows import Flow
 from deepgen.registry import register
 from deepgen.samplers import langevin, score_from_log_prob

@@ -14,9 +14,10 @@ import pytest
 import torch
 
 from deepgen.cli import main
+from deepgen.config import field_docs
 from deepgen.errors import ConfigError, DataError
 from deepgen.evaluate import evaluate
-from deepgen.models.base import DensityKind, field_docs
+from deepgen.models.base import DensityKind
 from deepgen.registry import get_model_class, model_names_with
 from deepgen.train import TrainConfig, Trainer, build_model
 

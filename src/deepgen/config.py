@@ -178,3 +178,39 @@ def check_positive(cfg, *names: str) -> None:
         v = getattr(cfg, n)
         if v is not None and not (v > 0 and math.isfinite(v)):
             raise ConfigError(f"{type(cfg).__name__}.{n} must be a finite number > 0, got {v}")
+
+
+def config_fields(cls, which: str = "Config") -> list[dict]:
+    """Name, type, default and description of each field of ``cls.Config`` (or ``cls.SampleConfig``).
+
+    Descriptions come from the dataclass docstring's ``name: text`` lines (for ``deepgen list -v``
+    and ``--help``).
+    """
+    dc = getattr(cls, which)
+    docs = field_docs(dc)
+    return [
+        {"name": f.name, "type": str(f.type), "default": f.default, "help": docs.get(f.name, "")}
+        for f in dataclasses.fields(dc)
+    ]
+
+
+def field_docs(dc: type) -> dict[str, str]:
+    """``{field: description}`` parsed from lines ``name: text`` (or ``a, b: text``) of a docstring."""
+    import re
+
+    out: dict[str, str] = {}
+    names = {f.name for f in dataclasses.fields(dc)}
+    current: list[str] = []
+    for line in (dc.__doc__ or "").splitlines():
+        m = re.match(r"^\s*([\w, ]+):\s*(.*)$", line)
+        keys = [k.strip() for k in m.group(1).split(",")] if m else []
+        if keys and all(k in names for k in keys):
+            current = keys
+            for k in keys:
+                out[k] = m.group(2).strip()
+        elif current and line.strip() and not line.strip().endswith(":"):
+            for k in current:
+                out[k] += " " + line.strip()
+        else:
+            current = []
+    return out

@@ -25,8 +25,8 @@ def add_parser(sub):
 
 
 def run(args) -> int:
+    from deepgen.config import config_fields
     from deepgen.data import dataset_table
-    from deepgen.models.base import config_fields
     from deepgen.registry import get_model_class, model_table
 
     both = not (args.models or args.datasets)

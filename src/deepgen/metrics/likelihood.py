@@ -6,7 +6,7 @@ Units: every ``log_prob``/``nll`` here is in **nats**. Bits per dimension is
 
 where the NLL is that of the *discrete* data (a log probability mass over L^D values), so the
 dequantisation ``- D log L`` and every rescaling's log-determinant must already be inside it --
-:class:`deepgen.models.base.ContinuousDensityModel` does this. For continuous data bits/dim is not
+:class:`deepgen.models.density.ContinuousDensityModel` does this. For continuous data bits/dim is not
 defined and these functions report the NLL in nats in the data's raw units instead (adding the
 standardisation's log-determinant, ``DataInfo.log_scale``).
 """

@@ -20,7 +20,8 @@ from torch import nn
 
 from deepgen.config import check_positive
 from deepgen.distributions import LOG_2PI
-from deepgen.models.base import ContinuousDensityModel, DensityKind, LogLikelihood
+from deepgen.models.base import DensityKind, LogLikelihood
+from deepgen.models.density import ContinuousDensityModel
 from deepgen.nn import likelihood_head
 from deepgen.registry import register
 

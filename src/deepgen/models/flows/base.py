@@ -39,7 +39,7 @@ import torch
 
 from deepgen.bijectors import Bijector, Identity, Logit, StandardNormal
 from deepgen.errors import ConfigError
-from deepgen.models.base import ContinuousDensityModel
+from deepgen.models.density import ContinuousDensityModel
 
 
 @dataclass(frozen=True)

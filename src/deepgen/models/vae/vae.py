@@ -39,7 +39,7 @@ import torch
 
 from deepgen.config import check_positive
 from deepgen.distributions import kl_normal_standard, standard_normal_log_prob
-from deepgen.models.base import LatentVariableModel
+from deepgen.models.density import LatentVariableModel
 from deepgen.nn import MLP, ConvDecoder, ConvEncoder, arch_for, likelihood_head
 from deepgen.registry import register
 
