@@ -213,6 +213,14 @@ def train_feature_network(
         "test_accuracy": accuracy(net, ds.test.x, ds.test.y),
         "test_accuracy_binarized": accuracy(net, torch.bernoulli(ds.test.x, generator=gb), ds.test.y),
         "epochs": epochs,
+        **_run_facts(net, batch_size, lr, seed, t0),
+    }
+    return net, report
+
+
+def _run_facts(net: nn.Module, batch_size: int, lr: float, seed: int, t0: float) -> dict:
+    """What every feature-network training report records about how it was trained."""
+    return {
         "batch_size": batch_size,
         "lr": lr,
         "seed": seed,
@@ -220,7 +228,6 @@ def train_feature_network(
         "parameters": sum(p.numel() for p in net.parameters()),
         "torch": str(torch.__version__),
     }
-    return net, report
 
 
 def save_feature_network(net: DomainClassifier, path: str | Path, report: dict | None = None) -> str:
@@ -374,11 +381,6 @@ def train_features_on(
         "fid_held_out": fid_from_features(f_train, f_test),
         "fid_pixel_shuffled": fid_from_features(f_train, _features(net, shuffled)),
         "steps": steps,
-        "batch_size": batch_size,
-        "lr": lr,
-        "seed": seed,
-        "train_seconds": round(time.time() - t0, 1),
-        "parameters": sum(p.numel() for p in net.parameters()),
-        "torch": str(torch.__version__),
+        **_run_facts(net, batch_size, lr, seed, t0),
     }
     return net, report
