@@ -58,6 +58,24 @@ def load_average() -> float | None:
         return None
 
 
+def other_runnable(samples: int = 5, interval: float = 0.02) -> float | None:
+    """How many other processes want a CPU right now: the median, over a few reads, of the kernel's
+    count of runnable tasks (``/proc/loadavg``) minus this one. Unlike the 1-minute load average it
+    does not remember our own work of the last minute. None where /proc is not available."""
+    import time
+
+    counts = []
+    for i in range(samples):
+        try:
+            with open("/proc/loadavg") as fh:
+                counts.append(int(fh.read().split()[3].split("/")[0]) - 1)
+        except (OSError, IndexError, ValueError):
+            return None
+        if i + 1 < samples:
+            time.sleep(interval)
+    return statistics.median(counts)
+
+
 def busy_machine_note(load: float | None) -> str | None:
     """A sentence for reports when other processes competed for the cores during timing.
 

@@ -163,21 +163,27 @@ class Trainer:
 
     # -- setup -------------------------------------------------------------------------------------
     def _auto_threads(self) -> None:
-        """Without ``--threads``: all cores on an idle machine, one thread when others keep it busy.
+        """Without ``--threads``: all cores on an idle machine, one thread when others keep it busy
+        (at least cores - 0.5 other runnable processes when training starts).
 
         Measured on 2 cores (docs/benchmarks.md, benchmarks/threads.py): alone, 2 threads train as
         fast as 1 or up to 1.65x faster; beside another 2-thread job, 2 threads oversubscribe the
         cores and run up to 10x slower than 1.
         """
-        from deepgen.metrics.cost import load_average
+        from deepgen.metrics.cost import load_average, other_runnable
 
-        cores, load = os.cpu_count() or 1, load_average()
-        if cores > 1 and load is not None and load >= cores - 0.5:
+        # Processes runnable right now, not the 1-minute load average, which still counts this
+        # process's (or the previous command's) own work of the last minute.
+        cores, others = os.cpu_count() or 1, other_runnable()
+        if others is None:
+            load = load_average()
+            others = None if load is None else load
+        if cores > 1 and others is not None and others >= cores - 0.5:
             torch.set_num_threads(1)
             if self.dist.is_main and not self.quiet:
                 print(
-                    f"deepgen: the machine is busy (load average {load:.1f} on {cores} cores): training with "
-                    "1 thread (--threads N to choose)",
+                    f"deepgen: the machine is busy ({others:g} other runnable processes on {cores} cores): "
+                    "training with 1 thread (--threads N to choose)",
                     file=sys.stderr,
                 )
 
