@@ -43,6 +43,23 @@ def categorical_log_prob(logits: torch.Tensor, x: torch.Tensor, levels: int) -> 
     return _sum(torch.gather(logp, 1, k.unsqueeze(1)).squeeze(1))
 
 
+def _discretized_logistic_log_mass(
+    mean: torch.Tensor, log_scale: torch.Tensor, x: torch.Tensor, levels: int
+) -> torch.Tensor:
+    """Per-element log mass of the discretised logistic, not summed: the broadcast shape of the inputs."""
+    half = 0.5 / (levels - 1)
+    inv_s = torch.exp(-log_scale)
+    c = x - mean
+    a, b = inv_s * (c + half), inv_s * (c - half)  # the bin's upper and lower edges, standardised
+    log_cdf_plus = F.logsigmoid(a)  # log CDF at the upper edge (first bin)
+    log_one_minus_cdf_min = F.logsigmoid(-b)  # log (1 - CDF) at the lower edge (last bin)
+    # sigmoid(a) - sigmoid(b) = sigmoid(a) sigmoid(-b) (1 - e^(b - a)): exact in logs everywhere, so
+    # the masses sum to 1 even where the difference of two CDFs would underflow (no density fallback)
+    log_mid = log_cdf_plus + log_one_minus_cdf_min + torch.log(-torch.expm1(b - a))
+    k = torch.round(x * (levels - 1))
+    return torch.where(k <= 0, log_cdf_plus, torch.where(k >= levels - 1, log_one_minus_cdf_min, log_mid))
+
+
 def discretized_logistic_log_prob(
     mean: torch.Tensor, log_scale: torch.Tensor, x: torch.Tensor, levels: int
 ) -> torch.Tensor:
@@ -51,20 +68,28 @@ def discretized_logistic_log_prob(
     Lattice points ``x = k/(L-1)`` in [0, 1]; bin ``k`` covers ``x +- 1/(2(L-1))``, with the first and
     last bins extended to -inf/+inf so that the masses sum to exactly 1.
     """
-    half = 0.5 / (levels - 1)
-    inv_s = torch.exp(-log_scale)
-    c = x - mean
-    cdf_plus = torch.sigmoid(inv_s * (c + half))
-    cdf_min = torch.sigmoid(inv_s * (c - half))
-    log_cdf_plus = F.logsigmoid(inv_s * (c + half))  # log CDF at upper edge (first bin)
-    log_one_minus_cdf_min = -F.softplus(inv_s * (c - half))  # log (1 - CDF) at lower edge (last bin)
-    mid = torch.clamp(cdf_plus - cdf_min, min=1e-12)
-    # In the far tails the difference underflows: use the density times the bin width there.
-    log_pdf_mid = inv_s * c - log_scale - 2 * F.softplus(inv_s * c) + math.log(2 * half)
-    log_mid = torch.where(mid > 1e-5, torch.log(mid), log_pdf_mid)
-    k = torch.round(x * (levels - 1))
-    logp = torch.where(k <= 0, log_cdf_plus, torch.where(k >= levels - 1, log_one_minus_cdf_min, log_mid))
-    return _sum(logp)
+    return _sum(_discretized_logistic_log_mass(mean, log_scale, x, levels))
+
+
+def discretized_logistic_mixture_log_prob(
+    logit_weights: torch.Tensor, means: torch.Tensor, log_scales: torch.Tensor, x: torch.Tensor, levels: int
+) -> torch.Tensor:
+    """Mixture of K discretised logistics per dimension (PixelCNN++, arXiv:1701.05517) on L levels.
+
+    ``logit_weights``, ``means``, ``log_scales``: (B, K, *shape), the component axis at dim 1 (a batch
+    of 1 broadcasts over x); ``x``: (B, *shape) on the lattice ``k/(L-1)``. Every data dimension has
+    its own K weights, and dimensions are independent given the parameters: PixelCNN++'s linear
+    coupling of the R, G, B means is not included (for one channel it makes no difference).
+    Computed as ``logsumexp_k(log_softmax(weights)_k + log P_k(x))`` per dimension, summed to (B,).
+
+    >>> w, m, s = torch.zeros(1, 3, 2), torch.tensor([[[0.2, 0.8]] * 3]), torch.zeros(1, 3, 2)
+    >>> lp = discretized_logistic_mixture_log_prob(w, m, s, torch.tensor([[0.5, 1.0]]), 5)
+    >>> torch.allclose(lp, discretized_logistic_log_prob(m[:, 0], s[:, 0], torch.tensor([[0.5, 1.0]]), 5))
+    True
+    """
+    log_w = torch.log_softmax(logit_weights, 1)
+    log_mass = _discretized_logistic_log_mass(means, log_scales, x.unsqueeze(1), levels)  # (B, K, *shape)
+    return _sum(torch.logsumexp(log_w + log_mass, 1))
 
 
 def discretized_logistic_sample(
@@ -74,6 +99,27 @@ def discretized_logistic_sample(
     u = torch.rand(mean.shape, generator=generator, device=mean.device).clamp(1e-5, 1 - 1e-5)
     x = mean + torch.exp(log_scale) * (torch.log(u) - torch.log1p(-u))
     return torch.round(torch.clamp(x, 0, 1) * (levels - 1)) / (levels - 1)
+
+
+def discretized_logistic_mixture_sample(
+    logit_weights: torch.Tensor,
+    means: torch.Tensor,
+    log_scales: torch.Tensor,
+    levels: int,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Sample the per-dimension mixture of :func:`discretized_logistic_mixture_log_prob`, (B, *shape).
+
+    Per dimension: a component from softmax(weights) (Gumbel-max), then that component's logistic draw
+    rounded to the lattice (:func:`discretized_logistic_sample`); all randomness from ``generator``.
+    """
+    logit_weights, means, log_scales = torch.broadcast_tensors(logit_weights, means, log_scales)
+    u = torch.rand(logit_weights.shape, generator=generator, device=logit_weights.device, dtype=logit_weights.dtype)
+    gumbel = -torch.log(-torch.log(u.clamp_min(torch.finfo(u.dtype).tiny)))
+    idx = torch.argmax(logit_weights + gumbel, 1, keepdim=True)  # (B, 1, *shape)
+    mean = torch.gather(means, 1, idx).squeeze(1)
+    log_scale = torch.gather(log_scales, 1, idx).squeeze(1)
+    return discretized_logistic_sample(mean, log_scale, levels, generator)
 
 
 def kl_normal_standard(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -8,20 +8,25 @@ from deepgen.nn.heads import (
     GaussianHead,
     LikelihoodHead,
     LogisticHead,
+    LogisticMixtureHead,
     likelihood_head,
 )
 from deepgen.nn.masked import MaskedConv2d, MaskedLinear, made_degrees, made_masks, pixelcnn_mask
 from deepgen.nn.mlp import MLP, activation
+from deepgen.nn.transformer import CausalTransformer, KVCache
 
 __all__ = [
     "MLP",
     "BernoulliHead",
     "CategoricalHead",
+    "CausalTransformer",
     "ConvDecoder",
     "ConvEncoder",
     "GaussianHead",
+    "KVCache",
     "LikelihoodHead",
     "LogisticHead",
+    "LogisticMixtureHead",
     "MaskedConv2d",
     "MaskedLinear",
     "activation",

@@ -6,17 +6,20 @@ outputs). A head lives in ``nn/`` rather than :mod:`deepgen.distributions` becau
 parameters (the Gaussian's shared log-std) and knows the data's shape and levels; the pure
 per-dimension formulas stay in :mod:`deepgen.distributions`.
 
-=============  ===  =========================================================================
-head           P    log_prob on the data
-=============  ===  =========================================================================
-bernoulli      1    exact mass on {0, 1} (logits)
-categorical    L    exact mass on L levels (logits; one log-softmax, then a gather)
-logistic       2    exact mass: discretised logistic (Salimans et al., 2017, PixelCNN++,
-                    arXiv:1701.05517), unconstrained mean so the edge bins can take all the mass
-gaussian       1/2  a density on continuous data; on discrete data the density of the uniformly
-                    dequantised point minus D log L, a one-sample lower bound (Theis et al., 2016,
-                    arXiv:1511.01844)
-=============  ===  =========================================================================
+================  ===  =========================================================================
+head              P    log_prob on the data
+================  ===  =========================================================================
+bernoulli         1    exact mass on {0, 1} (logits)
+categorical       L    exact mass on L levels (logits; one log-softmax, then a gather)
+logistic          2    exact mass: discretised logistic (Salimans et al., 2017, PixelCNN++,
+                       arXiv:1701.05517), unconstrained mean so the edge bins can take all the mass
+logistic-mixture  3K   exact mass: a mixture of K discretised logistics per dimension (PixelCNN++;
+                       K weight logits, K means, K log-scales), without PixelCNN++'s linear
+                       coupling of the R, G, B means: channels are independent given the params
+gaussian          1/2  a density on continuous data; on discrete data the density of the uniformly
+                       dequantised point minus D log L, a one-sample lower bound (Theis et al., 2016,
+                       arXiv:1511.01844)
+================  ===  =========================================================================
 
 Parameters: a network emits ``P`` numbers per data dimension, as (B, P * D) for vectors or
 (B, P * C, H, W) for images (parameter-major: all means, then all scales); :meth:`LikelihoodHead.split`
@@ -28,6 +31,9 @@ views them as (B, P, *shape). A batch of 1 broadcasts over the data (an uncondit
 ('logistic', 2, True)
 >>> head.log_prob(torch.zeros(4, 2, 8, 8), torch.zeros(4, 1, 8, 8)).shape
 torch.Size([4])
+>>> mix = likelihood_head(DataInfo("digits", (1, 8, 8), 17), "logistic-mixture", components=3)
+>>> mix.params_per_dim, mix.log_prob(torch.zeros(4, 9, 8, 8), torch.zeros(4, 1, 8, 8)).shape
+(9, torch.Size([4]))
 """
 
 from __future__ import annotations
@@ -41,12 +47,14 @@ from deepgen.data.transforms import dequantize, quantize
 from deepgen.distributions import (
     bernoulli_log_prob,
     discretized_logistic_log_prob,
+    discretized_logistic_mixture_log_prob,
+    discretized_logistic_mixture_sample,
     discretized_logistic_sample,
     gaussian_log_prob,
 )
 from deepgen.errors import ConfigError, DataError
 
-HEADS = ("auto", "bernoulli", "categorical", "logistic", "gaussian")
+HEADS = ("auto", "bernoulli", "categorical", "logistic", "logistic-mixture", "gaussian")
 
 
 class LikelihoodHead(nn.Module):
@@ -169,14 +177,59 @@ class LogisticHead(LikelihoodHead):
         return discretized_logistic_sample(loc, log_scale, self.info.levels, generator)
 
     def mean(self, params):
-        # E[k] = sum_{j=1}^{L-1} P(k >= j) = sum_j (1 - F(lower edge of bin j)); a loop over levels
-        # keeps memory at (B, D) instead of (B, L, D)
-        loc, log_scale = self._loc_scale(params)
-        levels, inv_s = self.info.levels, torch.exp(-log_scale)
-        k = torch.zeros_like(loc)
-        for j in range(1, levels):
-            k = k + torch.sigmoid(inv_s * (loc - (j - 0.5) / (levels - 1)))
-        return k / (levels - 1)
+        return _logistic_lattice_mean(*self._loc_scale(params), self.info.levels)
+
+
+def _logistic_lattice_mean(loc: torch.Tensor, log_scale: torch.Tensor, levels: int) -> torch.Tensor:
+    """E[x] of the discretised logistic on the lattice k / (L - 1), elementwise."""
+    # E[k] = sum_{j=1}^{L-1} P(k >= j) = sum_j (1 - F(lower edge of bin j)); a loop over levels
+    # keeps memory at (B, D) instead of (B, L, D)
+    inv_s = torch.exp(-log_scale)
+    k = torch.zeros_like(loc)
+    for j in range(1, levels):
+        k = k + torch.sigmoid(inv_s * (loc - (j - 0.5) / (levels - 1)))
+    return k / (levels - 1)
+
+
+class LogisticMixtureHead(LikelihoodHead):
+    """A mixture of K discretised logistics per dimension (PixelCNN++, Salimans et al., 2017).
+
+    P = 3K parameters per dimension, parameter-major: ``split`` gives (B, 3K, *shape) holding K
+    weight logits, then K locations (unconstrained), then K log-scales (clamped to [-8, 3] as in
+    :class:`LogisticHead`). Each dimension has its own weights; PixelCNN++'s linear coupling of the
+    R, G, B means is not included, so channels are independent given the parameters (the same
+    model for one channel). With K = 1 it is :class:`LogisticHead` with one extra (ignored) logit.
+
+    Args:
+        components: K, the number of mixture components (at least 1).
+    """
+
+    kind = "logistic-mixture"
+
+    def __init__(self, info, components: int = 5):
+        super().__init__(info)
+        if int(components) != components or components < 1:
+            raise ConfigError(f"logistic-mixture needs components >= 1, got {components!r}")
+        self.components = int(components)
+        self.params_per_dim = 3 * self.components
+
+    def _weights_loc_scale(self, params):
+        p, k = self.split(params), self.components
+        return p[:, :k], p[:, k : 2 * k], p[:, 2 * k :].clamp(-8.0, 3.0)
+
+    def log_prob(self, params, x):
+        return discretized_logistic_mixture_log_prob(*self._weights_loc_scale(params), x, self.info.levels)
+
+    def sample(self, params, generator=None, n=None):
+        w, loc, log_scale = (self._expand(t, n) for t in self._weights_loc_scale(params))
+        return discretized_logistic_mixture_sample(w, loc, log_scale, self.info.levels, generator)
+
+    def mean(self, params):
+        w, loc, log_scale = self._weights_loc_scale(params)
+        return (torch.softmax(w, 1) * _logistic_lattice_mean(loc, log_scale, self.info.levels)).sum(1)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, components={self.components}"
 
 
 class GaussianHead(LikelihoodHead):
@@ -246,20 +299,27 @@ class GaussianHead(LikelihoodHead):
 
 
 def likelihood_head(
-    info: DataInfo, choice: str = "auto", *, model: str = "model", std: str = "shared", min_log_std: float | None = -6.0
+    info: DataInfo,
+    choice: str = "auto",
+    *,
+    model: str = "model",
+    std: str = "shared",
+    min_log_std: float | None = -6.0,
+    components: int = 5,
 ) -> LikelihoodHead:
     """The likelihood head for ``info``: ``auto`` picks bernoulli (binary data), logistic (other
     discrete data) or gaussian (continuous data).
 
     Args:
         info: the data.
-        choice: auto, bernoulli, categorical, logistic or gaussian.
+        choice: auto, bernoulli, categorical, logistic, logistic-mixture or gaussian.
         model: the model's name, for error messages.
         std, min_log_std: options of :class:`GaussianHead`.
+        components: K of :class:`LogisticMixtureHead`.
 
     Raises:
-        DataError: the choice does not fit the data (bernoulli on non-binary data, categorical or
-            logistic on continuous data), in one line.
+        DataError: the choice does not fit the data (bernoulli on non-binary data, categorical,
+            logistic or logistic-mixture on continuous data), in one line.
     """
     if choice == "auto":
         choice = "gaussian" if not info.is_discrete else ("bernoulli" if info.is_binary else "logistic")
@@ -271,12 +331,16 @@ def likelihood_head(
                 "use --binarize dynamic, or another likelihood"
             )
         return BernoulliHead(info)
-    if choice in ("categorical", "logistic"):
+    if choice in ("categorical", "logistic", "logistic-mixture"):
         if not info.is_discrete:
             raise DataError(
                 f"{model}: a {choice} likelihood needs discrete data with a known number of levels but "
                 f"{info.name} has {have}; pass --levels L for integers 0..L-1, or use gaussian"
             )
+        if choice == "logistic-mixture":
+            if int(components) != components or components < 1:
+                raise ConfigError(f"{model}: logistic-mixture needs components >= 1, got {components!r}")
+            return LogisticMixtureHead(info, components)
         return CategoricalHead(info) if choice == "categorical" else LogisticHead(info)
     if choice == "gaussian":
         return GaussianHead(info, std, min_log_std)
