@@ -115,7 +115,7 @@ def model_table() -> list[dict]:
                 "name": name,
                 "family": cls.family,
                 "density": cls.density_summary,
-                "conditional": cls.conditional,
+                "conditional": "optional" if cls.condition_option and not cls.conditional else cls.conditional,
                 "capabilities": cls.capabilities(),
                 "summary": doc[0] if doc else "",
             }

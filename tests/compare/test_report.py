@@ -102,3 +102,24 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     loaded = int(status.split('data-loaded="')[1].split('"')[0])
     total = int(status.split('data-total="')[1].split('"')[0])
     assert total >= 6 and loaded == total  # a sample grid and a loss curve per model, all decoded
+
+
+def test_a_slow_sampler_budget_sets_every_rows_n(tmp_path, monkeypatch):
+    from deepgen.models.autoregressive.pixelcnn import PixelCNN
+
+    monkeypatch.setattr(PixelCNN, "eval_samples", 40)
+    lines = []
+    res = run_compare(
+        DataSpec("digits"),
+        ["independent", "pixelcnn"],
+        tmp_path,
+        steps=3,
+        batch_size=16,
+        options={"pixelcnn": small_options("pixelcnn")},
+        progress=False,
+        log=lines.append,
+    )
+    out = json.load(open(res.files["json"]))
+    assert out["reference"]["n_samples"] == out["meta"]["n_samples"] == 40
+    assert all(r["n_samples"] == 40 for r in out["rows"])
+    assert any("pixelcnn draws at most 40 samples" in line for line in lines)

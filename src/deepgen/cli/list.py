@@ -47,6 +47,8 @@ def run(args) -> int:
                 extras = []
                 if cls.conditional:
                     extras.append("conditional (--label/--labels)")
+                elif cls.condition_option:
+                    extras.append(f"class-conditional with -o {cls.condition_option}=true (--label/--labels)")
                 if cls.likelihood_methods:
                     extras.append(f"--method {'|'.join(cls.likelihood_methods)}")
                 if r["capabilities"]:

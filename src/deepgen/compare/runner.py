@@ -76,6 +76,17 @@ def run_compare(
     quality = SampleQuality.for_dataset(ds, features)
     if n_samples:  # the reference row uses the same n as the models, within what the data can give it
         quality.n = min(n_samples, len(quality.held_out), quality.max_n)
+    else:  # slow samplers declare a budget (eval_samples); every row shares the smallest one
+        budgets = {name: get_model_class(name).eval_samples for name in models}
+        budgets = {name: b for name, b in budgets.items() if b is not None and b < quality.n}
+        if budgets:
+            slowest = min(budgets, key=budgets.get)
+            log(
+                f"sampling budget: {slowest} draws at most {budgets[slowest]:,} samples (its sampler is sequential), "
+                f"so every row, the real-data row included, uses n = {budgets[slowest]:,} instead of "
+                f"{quality.n:,}; --n-samples overrides"
+            )
+            quality.n = budgets[slowest]
     n_samples = quality.n
     points2d = sample_view(ds.info) == "points2d"
     bounds = plot_bounds(ds.test.x) if points2d else None

@@ -150,6 +150,9 @@ class GenerativeModel(nn.Module):
     train_defaults: ClassVar[dict[str, Any]] = {}
     #: Whether ``loss``/``train_step`` use labels (conditional models).
     conditional: ClassVar[bool] = False
+    #: Config field that makes an instance class-conditional (it then sets ``self.conditional``),
+    #: for models that are conditional only on request (``-o class_conditional=true``); None: fixed.
+    condition_option: ClassVar[str | None] = None
     #: DDP option: set False for models whose buffers are per-rank state (e.g. replay buffers).
     ddp_broadcast_buffers: ClassVar[bool] = True
     #: Names of registered buffers that are per-rank state (replay buffers, persistent chains): the

@@ -92,6 +92,10 @@ class PixelAutoregressive(GenerativeModel):
 
     family = "autoregressive"
     SampleConfig = PixelSampling
+    condition_option = "class_conditional"
+    #: H * W * C sequential network passes per batch of samples (784 on MNIST): a comparison draws
+    #: at most this many (every row then uses the same n; ``--n-samples`` overrides)
+    eval_samples = 1000
     has_exact_density = True
     density_summary = "exact (chain rule over pixels)"
 

@@ -20,7 +20,7 @@ p(x | y). ``GenerativeModel.conditional`` is a class attribute that the trainer,
 ``check_labels`` read from the *instance* (``model.conditional``), so this model sets it per
 instance from its config rather than registering a second name: one class, one set of options, and
 a checkpoint rebuilds the same kind of model from its config. (``deepgen list`` reads the class
-attribute and so describes the default, unconditional model.)
+attribute ``condition_option`` and lists the model as class-conditional on request.)
 
 >>> from deepgen.data import DataInfo
 >>> m = ARTransformer(DataInfo("toy", (6,), 2), ARTransformerConfig(d_model=16, n_layers=1, n_heads=2))
@@ -109,6 +109,9 @@ class ARTransformer(GenerativeModel):
     family = "autoregressive"
     Config = ARTransformerConfig
     SampleConfig = ARTransformerSampling
+    condition_option = "class_conditional"
+    #: D sequential cached decoding steps per batch of samples: a comparison draws at most this many
+    eval_samples = 2000
     density_summary = "exact (chain rule over pixel tokens)"
     has_exact_density = True
     data_kinds = ("examples",)
