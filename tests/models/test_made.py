@@ -29,11 +29,16 @@ def _lattice(dim, levels) -> torch.Tensor:
     return pts / (levels - 1)
 
 
-@pytest.mark.parametrize("order, resample_order", [("natural", False), ("random", False), ("random", True)])
-def test_outputs_depend_only_on_earlier_inputs(order, resample_order):
+@pytest.mark.parametrize(
+    "order, resample_order, direct",
+    [("natural", False, False), ("random", False, False), ("random", True, False), ("random", True, True)],
+)
+def test_outputs_depend_only_on_earlier_inputs(order, resample_order, direct):
     d, p = 7, 3
     torch.manual_seed(0)
-    net = MADENetwork(d, p, (24, 24), order=order, num_masks=3, resample_order=resample_order, seed=1).double()
+    net = MADENetwork(
+        d, p, (24, 24), order=order, num_masks=3, resample_order=resample_order, direct=direct, seed=1
+    ).double()
     x = torch.randn(4, d, dtype=torch.float64, requires_grad=True)
     connected = 0
     for k in range(3):

@@ -67,6 +67,10 @@ class MADENetwork(nn.Module):
         num_masks: K, masks of connectivity-agnostic training; :meth:`use_mask` selects one.
         resample_order: give every mask after the first its own random ordering (order-agnostic
             training); only with ``order="random"``.
+        direct: add a masked linear connection from the inputs straight to the outputs (output d
+            sees inputs before d in the ordering): a fully visible sigmoid belief net beside the
+            hidden layers, as in the paper's experiments (``direct_input_connect="Output"`` in the
+            authors' code).
         seed: seed of the orderings and hidden degrees.
 
     Buffers: ``degrees{l}`` (K, size of layer l) for the inputs (l = 0) and every hidden layer, and
@@ -82,6 +86,7 @@ class MADENetwork(nn.Module):
         order: str | Sequence[int] = "natural",
         num_masks: int = 1,
         resample_order: bool = False,
+        direct: bool = False,
         seed: int = 0,
     ):
         super().__init__()
@@ -105,6 +110,7 @@ class MADENetwork(nn.Module):
         sizes = [d, *hidden]
         self.hidden = nn.ModuleList(MaskedLinear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.output = MaskedLinear(sizes[-1], params_per_dim * d)
+        self.direct = MaskedLinear(d, params_per_dim * d, bias=False) if direct else None
         self.current = 0
         self.use_mask(0)
 
@@ -127,6 +133,9 @@ class MADENetwork(nn.Module):
         masks = made_masks(degrees, degrees[0].repeat(self.params_per_dim))
         for layer, mask in zip([*self.hidden, self.output], masks):
             layer.mask = mask.to(layer.mask)
+        if self.direct is not None:  # output d sees inputs of lower degree: the strict output rule
+            out = degrees[0].repeat(self.params_per_dim)
+            self.direct.mask = (out[:, None] > degrees[0][None, :]).float().to(self.direct.mask)
         self.current = k
 
     def order(self, k: int | None = None) -> torch.Tensor:
@@ -138,7 +147,8 @@ class MADENetwork(nn.Module):
         h = x
         for layer in self.hidden:
             h = torch.relu(layer(h))
-        return self.output(h)
+        out = self.output(h)
+        return out if self.direct is None else out + self.direct(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, D) -> (B, D, P): the P parameters of each dimension's conditional."""
@@ -154,6 +164,8 @@ class MADEConfig:
     num_masks: masks for connectivity-agnostic training; each training step uses one at random.
     ensemble: masks whose probabilities log_prob averages at test time (the first E of the set).
     resample_order: with order=random, give each mask its own ordering (order-agnostic training).
+    direct: a masked connection from the inputs straight to the outputs, beside the hidden layers
+        (the paper's experiments use it).
     likelihood: auto picks bernoulli (binary), categorical (other discrete) or gaussian (continuous).
     seed: seed of the orderings and hidden degrees.
     """
@@ -163,6 +175,7 @@ class MADEConfig:
     num_masks: int = 1
     ensemble: int = 1
     resample_order: bool = False
+    direct: bool = True
     likelihood: Literal["auto", "bernoulli", "categorical", "gaussian"] = "auto"
     seed: int = 0
 
@@ -233,6 +246,7 @@ class MADE(GenerativeModel):
             order=cfg.order,
             num_masks=cfg.num_masks,
             resample_order=cfg.resample_order,
+            direct=cfg.direct,
             seed=cfg.seed,
         )
 
