@@ -19,6 +19,7 @@ reports each as GFLOP/s and MADE's fraction of the peak, for a few batch sizes. 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import sys
@@ -43,6 +44,15 @@ def best_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def train_steps(model, opt, x, steps: int) -> None:
+    """``steps`` training steps of ``model`` on the batch ``x``: loss, backward, optimiser step."""
+    for _ in range(steps):
+        loss = model.loss(x)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -64,17 +74,11 @@ def main() -> None:
         x = (torch.rand(bs, 1, 28, 28) < 0.13).float()
         xa, wa = torch.randn(bs, d), torch.randn(d, h)
 
-        def step():
-            for _ in range(args.steps):
-                loss = model.loss(x)["loss"]
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-
+        step = functools.partial(train_steps, model, opt, x, args.steps)
         peaks, shaped, made = [], [], []
         for _ in range(args.rounds):
-            peaks.append(peak_flops / best_time(lambda: torch.mm(a, b), 3))
-            shaped.append(2 * bs * d * h / best_time(lambda: torch.mm(xa, wa), 20))
+            peaks.append(peak_flops / best_time(functools.partial(torch.mm, a, b), 3))
+            shaped.append(2 * bs * d * h / best_time(functools.partial(torch.mm, xa, wa), 20))
             made.append(args.steps * 6 * bs * 2 * d * h / best_time(step, 1))
         row = {
             "batch_size": bs,

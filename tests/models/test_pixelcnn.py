@@ -98,7 +98,7 @@ def test_probabilities_sum_to_one(which, shape, levels):
     assert model.log_likelihood(_lattice(shape, levels)[:2]).kind == "exact"
 
 
-@pytest.mark.parametrize("likelihood", ["logistic", "categorical"])
+@pytest.mark.parametrize("likelihood", ["logistic", "logistic-mixture", "categorical"])
 def test_other_heads_sum_to_one(likelihood):
     model = _model("gated", (1, 1, 2), 5, channels=8, layers=1, likelihood=likelihood)
     with torch.no_grad():
@@ -153,11 +153,15 @@ def test_completion_keeps_observed_pixels_and_matches_greedy_prefix(which):
     assert torch.equal(model.complete(x, nothing, temperature=0), model.sample(5, temperature=0).double())
 
 
-def test_temperature_zero_is_deterministic_and_negative_is_refused():
-    model = _model("gated", (1, 3, 3), 17, channels=8, layers=1, likelihood="logistic")
+@pytest.mark.parametrize("likelihood", ["logistic", "logistic-mixture", "categorical", "auto"])
+def test_temperature_zero_is_deterministic_and_negative_is_refused(likelihood):
+    levels = 2 if likelihood == "auto" else 17
+    model = _model("gated", (1, 3, 3), levels, channels=8, layers=1, likelihood=likelihood)
     a = model.sample(4, temperature=0, generator=torch.Generator().manual_seed(0))
     b = model.sample(4, temperature=0, generator=torch.Generator().manual_seed(1))
     assert torch.equal(a, b)
+    c = model.sample(4, temperature=0.5, generator=torch.Generator().manual_seed(0))
+    assert c.shape == a.shape and set((c * (levels - 1)).round().flatten().tolist()) <= set(range(levels))
     with pytest.raises(ConfigError):
         model.sample(2, temperature=-1)
 
