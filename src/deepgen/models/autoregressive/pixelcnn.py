@@ -67,8 +67,9 @@ class PixelSampling:
     """Sampling options of PixelCNN-family models.
 
     temperature: sharpness of each conditional. Categorical and Bernoulli: logits divided by it
-        (0 takes the most likely value, greedy decoding). Logistic (mixture) and Gaussian: scales
-        multiplied by it (mixture weights divided by it). 1 samples the model.
+        (0 takes the most likely value, greedy decoding). Logistic (mixture): scales multiplied by
+        it (mixture weights divided by it; 0 takes the mode). Gaussian: the raw log-std shifted by
+        log t (the std scaled by t well above the head's soft floor). 1 samples the model.
     """
 
     temperature: float = 1.0
