@@ -38,7 +38,6 @@ channels are split into C groups and every mask respects them (:func:`deepgen.nn
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -46,184 +45,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepgen.data.base import DataInfo
-from deepgen.errors import ConfigError, DataError
-from deepgen.models.base import DensityKind, GenerativeModel
-from deepgen.nn import MaskedConv2d, likelihood_head, pixelcnn_mask
+from deepgen.errors import ConfigError
+from deepgen.models.autoregressive.pixel import PixelAutoregressive, PixelSampling, masked_conv
+from deepgen.nn import MaskedConv2d, pixelcnn_mask
 from deepgen.registry import register
 
-LIKELIHOODS = ("auto", "categorical", "bernoulli", "logistic", "logistic-mixture", "gaussian")
-
-
-def _masked_conv(c_in: int, c_out: int, kernel: int | tuple[int, int], kind: str, groups: int) -> MaskedConv2d:
-    """A 'same'-padded convolution under PixelCNN's causal mask ``kind`` ("A" or "B")."""
-    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
-    mask = pixelcnn_mask((kh, kw), kind, c_in, c_out, groups)
-    return MaskedConv2d(c_in, c_out, (kh, kw), mask, padding=(kh // 2, kw // 2))
-
-
-@dataclass(frozen=True)
-class PixelSampling:
-    """Sampling options of PixelCNN-family models.
-
-    temperature: sharpness of each conditional. Categorical and Bernoulli: logits divided by it
-        (0 takes the most likely value, greedy decoding). Logistic (mixture): scales multiplied by
-        it (mixture weights divided by it; 0 takes the mode). Gaussian: the raw log-std shifted by
-        log t (the std scaled by t well above the head's soft floor). 1 samples the model.
-    """
-
-    temperature: float = 1.0
-
-    def __post_init__(self):
-        if self.temperature < 0:
-            raise ConfigError(f"temperature must be >= 0, got {self.temperature}")
-
-
-class PixelAutoregressive(GenerativeModel):
-    """Shared machinery of raster-order image models: head, exact log_prob, sampling and completion.
-
-    Subclasses build ``self.net`` mapping (B, C, H, W) data and labels to (B, C * P, H, W)
-    *channel-major* parameters (the P parameters of data channel c in block c, as the channel
-    groups of the masks require) in :meth:`network_params`; this class reorders them to the heads'
-    parameter-major layout.
-
-    Class conditioning: with ``class_conditional=True`` in the config the model is conditional
-    (``self.conditional``), takes labels in ``log_prob``/``loss``/``sample`` and needs labelled data.
-    """
-
-    family = "autoregressive"
-    SampleConfig = PixelSampling
-    condition_option = "class_conditional"
-    #: H * W * C sequential network passes per batch of samples (784 on MNIST): a comparison draws
-    #: at most this many (every row then uses the same n; ``--n-samples`` overrides)
-    eval_samples = 1000
-    has_exact_density = True
-    density_summary = "exact (chain rule over pixels)"
-
-    def __init__(self, info, config=None):
-        super().__init__(info, config)
-        cfg = self.config
-        if len(info.shape) != 3:
-            raise DataError(f"{self.name} models images (C, H, W); {info.name} has shape {info.shape}")
-        self.conditional = bool(cfg.class_conditional)
-        if self.conditional and not info.num_classes:
-            raise DataError(f"{self.name} with class_conditional needs labelled data; {info.name} has no labels")
-        choice = cfg.likelihood
-        if choice == "auto":
-            choice = "gaussian" if not info.is_discrete else ("bernoulli" if info.is_binary else "categorical")
-        kwargs = {"components": cfg.components} if choice == "logistic-mixture" else {}
-        self.likelihood = likelihood_head(info, choice, model=self.name, std="per-example", **kwargs)
-        c = info.shape[0]
-        # one position's parameters, for sampling: a head over a single data dimension
-        self.position_head = likelihood_head(
-            DataInfo(info.name, (1,), info.levels), choice, model=self.name, std="per-example", **kwargs
-        )
-        if cfg.channels % c:
-            raise ConfigError(f"{self.name}: channels ({cfg.channels}) must divide by the image's {c} channels")
-        self.num_classes = info.num_classes if self.conditional else None
-
-    @property
-    def density_kind(self) -> DensityKind:
-        return DensityKind.EXACT
-
-    def network_params(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        """(B, C, H, W) -> (B, C * P, H, W), channel-major; output (c, i, j) sees only earlier positions."""
-        raise NotImplementedError
-
-    def params(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, C, H, W) -> (B, P * C, H, W): every conditional's parameters, parameter-major."""
-        out = self.network_params(x, y)
-        b, _, h, w = out.shape
-        c, p = self.info.shape[0], self.likelihood.params_per_dim
-        return out.view(b, c, p, h, w).transpose(1, 2).reshape(b, p * c, h, w)
-
-    def log_prob(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Exact log p(x) (or log p(x | y)), (B,) nats: a log mass on discrete data."""
-        self.check_input(x)
-        y = self.check_labels(y, len(x), draw=False)
-        return self.likelihood.log_prob(self.params(x, y), x)
-
-    def loss(self, x, y=None):
-        nll = -self.log_prob(x, y).mean()
-        return {"loss": nll / self.info.dim, "nll": nll.detach()}
-
-    # -- sampling and completion ---------------------------------------------------------------------
-    def _draw(self, raw: torch.Tensor, temperature: float, generator) -> torch.Tensor:
-        """(B,) draws for one position from its parameters ``raw`` (B, P), tempered."""
-        kind, t = self.position_head.kind, temperature
-        if kind in ("bernoulli", "categorical"):
-            if t == 0:
-                if kind == "bernoulli":
-                    return (raw[:, 0] > 0).to(raw.dtype)
-                return raw.argmax(1).to(raw.dtype) / (self.info.levels - 1)
-            raw = raw / t
-        elif t != 1:
-            raw = raw.clone()
-            log_t = math.log(t) if t > 0 else -1e4  # the heads clamp the scale; t = 0 takes the mode
-            if kind == "logistic":
-                raw[:, 1] += log_t
-            elif kind == "gaussian":
-                raw[:, 1] += log_t  # per-example log-std, softly floored by the head
-            else:  # logistic mixture: K weights, K means, K log-scales
-                k = raw.shape[1] // 3
-                raw[:, :k] = (
-                    raw[:, :k] / t if t > 0 else torch.where(raw[:, :k] == raw[:, :k].amax(1, keepdim=True), 0.0, -1e4)
-                )
-                raw[:, 2 * k :] += log_t
-        return self.position_head.sample(raw, generator=generator)[:, 0]
-
-    def _fill(self, x, observed, y, temperature, generator) -> torch.Tensor:
-        """Fill ``x`` (B, C, H, W) where ``observed`` is False, in raster order (row, column, channel).
-
-        Only rows up to the current one are passed through the network: causal masks make the
-        outputs of a row independent of every row below it, so the crop changes no number.
-        """
-        x = x.clone()
-        c, h, w = self.info.shape
-        p = self.likelihood.params_per_dim
-        todo = ~observed
-        for i in range(h):
-            if not todo[:, :, i].any():
-                continue
-            for j in range(w):
-                for ch in range(c):
-                    free = todo[:, ch, i, j]
-                    if not free.any():
-                        continue
-                    out = self.network_params(x[:, :, : i + 1], y)[:, :, i, j]  # (B, C * P), channel-major
-                    raw = out[:, ch * p : (ch + 1) * p]
-                    value = self._draw(raw, temperature, generator)
-                    x[:, ch, i, j] = torch.where(free, value.to(x.dtype), x[:, ch, i, j])
-        return x
-
-    @torch.no_grad()
-    def _sample(self, n, options, *, generator, y):
-        x = torch.zeros(n, *self.info.shape, device=self.device, dtype=self.head2.weight.dtype)
-        observed = torch.zeros_like(x, dtype=torch.bool)
-        return self._fill(x, observed, y, options.temperature, generator)
-
-    @torch.no_grad()
-    def complete(self, x, mask, *, generator=None, y=None, **options):
-        """Fill ``x`` (B, C, H, W) where ``mask`` (bool, broadcast to x; True = observed) is False.
-
-        Each free position is drawn from p(x_pos | everything before it in raster order): observed
-        values and those already filled. This is the exact conditional p(x_free | x_observed) when
-        every observed position precedes every free one (e.g. the bottom half given the top half);
-        otherwise observed positions later in the order are ignored when filling earlier ones (an
-        approximation). Observed entries are returned unchanged in every case.
-        """
-        opts = self.sample_options(**options)
-        self.check_input(x)
-        y = self.check_labels(y, len(x), draw=False)
-        observed = torch.as_tensor(mask, device=x.device).bool().expand_as(x)
-        start = torch.where(observed, x, torch.zeros((), dtype=x.dtype, device=x.device))
-        filled = self._fill(start, observed, y, opts.temperature, generator)
-        return torch.where(observed, x, filled)
-
-    def extra_repr(self) -> str:
-        c = self.config
-        cond = ", class-conditional" if self.conditional else ""
-        return f"{super().extra_repr()}, channels={c.channels}, layers={c.layers}, head={self.likelihood.kind}{cond}"
+__all__ = ["GatedPixelCNN", "GatedPixelCNNConfig", "PixelCNN", "PixelCNNConfig", "PixelSampling"]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -272,9 +99,9 @@ class _ResidualBlock(nn.Module):
         h = channels // 2
         if h % groups:
             h = groups * max(1, h // groups)
-        self.reduce = _masked_conv(channels, h, 1, "B", groups)
-        self.conv = _masked_conv(h, h, 3, "B", groups)
-        self.expand = _masked_conv(h, channels, 1, "B", groups)
+        self.reduce = masked_conv(channels, h, 1, "B", groups)
+        self.conv = masked_conv(h, h, 3, "B", groups)
+        self.expand = masked_conv(h, channels, 1, "B", groups)
         self.embed = nn.Embedding(num_classes, h) if num_classes else None
 
     def forward(self, x, y=None):
@@ -306,11 +133,11 @@ class PixelCNN(PixelAutoregressive):
         cfg = self.config
         c = info.shape[0]
         p = self.likelihood.params_per_dim
-        self.input = _masked_conv(c, cfg.channels, cfg.kernel, "A", c)
+        self.input = masked_conv(c, cfg.channels, cfg.kernel, "A", c)
         self.blocks = nn.ModuleList(_ResidualBlock(cfg.channels, c, self.num_classes) for _ in range(cfg.layers))
         out = c * max(1, cfg.output_channels // c)
-        self.head1 = _masked_conv(cfg.channels, out, 1, "B", c)
-        self.head2 = _masked_conv(out, c * p, 1, "B", c)
+        self.head1 = masked_conv(cfg.channels, out, 1, "B", c)
+        self.head2 = masked_conv(out, c * p, 1, "B", c)
 
     def network_params(self, x, y):
         h = self.input(x * 2.0 - 1.0 if self.info.is_discrete else x)
@@ -388,7 +215,7 @@ class _GatedLayer(nn.Module):
         self.v_to_h = nn.Conv2d(2 * p, 2 * p, 1)
         h_mask = pixelcnn_mask((1, k), "A" if first else "B", c_in, 2 * p, groups)[..., : k // 2 + 1]
         self.h_conv = MaskedConv2d(c_in, 2 * p, (1, k // 2 + 1), h_mask)
-        self.h_out = _masked_conv(p, p, 1, "B", groups)
+        self.h_out = masked_conv(p, p, 1, "B", groups)
         self.embed = nn.Embedding(num_classes, 2 * p) if num_classes else None
 
     def forward(self, v, h, y=None):
@@ -441,8 +268,8 @@ class GatedPixelCNN(PixelAutoregressive):
             for i in range(cfg.layers + 1)
         )
         out = c * max(1, cfg.output_channels // c)
-        self.head1 = _masked_conv(cfg.channels, out, 1, "B", c)
-        self.head2 = _masked_conv(out, c * p, 1, "B", c)
+        self.head1 = masked_conv(cfg.channels, out, 1, "B", c)
+        self.head2 = masked_conv(out, c * p, 1, "B", c)
 
     def network_params(self, x, y):
         v = h = x * 2.0 - 1.0 if self.info.is_discrete else x
