@@ -11,6 +11,7 @@ from deepgen.nn.heads import (
     LogisticMixtureHead,
     likelihood_head,
 )
+from deepgen.nn.made import MADENetwork
 from deepgen.nn.masked import MaskedConv2d, MaskedLinear, made_degrees, made_masks, pixelcnn_mask
 from deepgen.nn.mlp import MLP, activation
 from deepgen.nn.transformer import CausalTransformer, KVCache
@@ -27,6 +28,7 @@ __all__ = [
     "LikelihoodHead",
     "LogisticHead",
     "LogisticMixtureHead",
+    "MADENetwork",
     "MaskedConv2d",
     "MaskedLinear",
     "activation",
