@@ -5,7 +5,8 @@ live in; :func:`deepgen.bijectors.testing.check_bijector` then checks shapes and
 independence, ``inverse(forward(x)) == x``, ``forward(inverse(z)) == z``, log-dets summing to zero,
 and both log-dets against ``slogdet`` of the autograd Jacobian.
 
-Adding a bijector is one line in ``CASES``:
+Adding a bijector is one line in ``CASES`` (here, or in a ``tests/bijectors/cases_*.py`` file of
+its group, whose ``CASES`` list is collected too):
 
     Case("my-layer", lambda: MyLayer(3, hidden=8), (4, 3)),
 
@@ -18,10 +19,10 @@ fails when a class in ``deepgen.bijectors`` has no case of its own.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import pkgutil
-from collections.abc import Callable
-from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
@@ -45,7 +46,7 @@ from deepgen.bijectors import (
     fixed_point_inverse,
     sum_except_batch,
 )
-from deepgen.bijectors.testing import check_bijector
+from deepgen.bijectors.testing import Case, check_bijector
 
 
 def _g(seed: int = 0) -> torch.Generator:
@@ -82,18 +83,6 @@ class ForwardOnly(Bijector):
         return x + 0.5 * torch.sin(x), sum_except_batch(torch.log1p(0.5 * torch.cos(x)))
 
 
-@dataclass
-class Case:
-    name: str
-    factory: Callable[[], Bijector]
-    shape: tuple[int, ...]
-    domain: str = "real"
-    codomain: str = "real"
-    context: int | None = None  # number of classes of a (B,) label context
-    invertible: bool = True
-    atol: float = 1e-7
-
-
 CASES = [
     Case("identity", Identity, (3, 4)),
     Case("affine", lambda: Affine(3, loc=_randn(3), log_scale=_randn(3, seed=1)), (4, 3)),
@@ -120,6 +109,20 @@ CASES = [
     Case("residual-bisection", lambda: ResidualTanh(method="bisection"), (4, 3)),
     Case("forward-only", ForwardOnly, (4, 3), invertible=False),
 ]
+
+
+def _case_files() -> list:
+    """``CASES`` of every ``tests/bijectors/cases_*.py`` (one file per group of layers)."""
+    found = []
+    for path in sorted(Path(__file__).parent.glob("cases_*.py")):
+        spec = importlib.util.spec_from_file_location(f"bijector_{path.stem}", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        found.extend(mod.CASES)
+    return found
+
+
+CASES += _case_files()
 
 
 def _perturbed(b: Bijector) -> Bijector:

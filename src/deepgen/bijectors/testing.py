@@ -11,9 +11,33 @@ a wrong log-det makes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 
 from deepgen.bijectors.base import Bijector, NoInverseError
+
+
+@dataclass
+class Case:
+    """One bijector test case: how to build it and where its inputs live (see ``tests/bijectors``).
+
+    ``factory()`` builds the bijector (it is converted to float64); ``shape`` is one batch's shape;
+    ``domain``/``codomain`` say where inputs/latents are drawn: ``"real"`` (Gaussian), ``"unit"``
+    ((0, 1)) or ``"symmetric"`` ((-1, 1)); ``context=N`` passes ``N`` labels as a (B,) context;
+    ``invertible=False`` expects :class:`NoInverseError`; ``atol`` loosens the comparisons (numerical
+    inverses, ODE solves).
+    """
+
+    name: str
+    factory: Callable[[], Bijector]
+    shape: tuple[int, ...]
+    domain: str = "real"
+    codomain: str = "real"
+    context: int | None = None  # number of classes of a (B,) label context
+    invertible: bool = True
+    atol: float = 1e-7
 
 
 def _close(name: str, got: torch.Tensor, want: torch.Tensor, atol: float, rtol: float) -> None:
