@@ -38,6 +38,14 @@ class MADENetwork(nn.Module):
             hidden layers, as in the paper's experiments (``direct_input_connect="Output"`` in the
             authors' code).
         seed: seed of the orderings and hidden degrees.
+        context_features: F, the size of an optional conditioning vector (a conditional flow's label
+            embedding). It enters through unmasked linear maps (no bias): ``context_hidden`` into the
+            first hidden layer's pre-activation, and ``context_output`` straight into the outputs.
+            The second is needed, not only a shortcut: the first dimension of the ordering sees no
+            hidden unit (its outputs are constants of ``x``), so only a direct path conditions it.
+            Every output may see all of the context; the autoregressive property in ``x`` is
+            unchanged. ``None`` (default) builds neither layer, so the network, its initialisation
+            and its checkpoints are exactly those of a network without context.
 
     Buffers: ``degrees{l}`` (K, size of layer l) for the inputs (l = 0) and every hidden layer, and
     each layer's ``mask``; ``current`` is the index of the mask in use.
@@ -54,6 +62,7 @@ class MADENetwork(nn.Module):
         resample_order: bool = False,
         direct: bool = False,
         seed: int = 0,
+        context_features: int | None = None,
     ):
         super().__init__()
         d, self.params_per_dim, self.num_masks = num_inputs, params_per_dim, num_masks
@@ -77,6 +86,15 @@ class MADENetwork(nn.Module):
         self.hidden = nn.ModuleList(MaskedLinear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.output = MaskedLinear(sizes[-1], params_per_dim * d)
         self.direct = MaskedLinear(d, params_per_dim * d, bias=False) if direct else None
+        # created last, so that the other layers' initialisation is that of a network without context
+        self.context_features = context_features
+        self.context_hidden = self.context_output = None
+        if context_features is not None:
+            if context_features < 1:
+                raise ConfigError(f"MADE context_features must be positive or None, got {context_features}")
+            if len(hidden):
+                self.context_hidden = nn.Linear(context_features, hidden[0], bias=False)
+            self.context_output = nn.Linear(context_features, params_per_dim * d, bias=False)
         self.current = 0
         self.use_mask(0)
 
@@ -108,14 +126,33 @@ class MADENetwork(nn.Module):
         """(D,) the ordering of mask ``k`` (default: the one in use): ``order[0]`` is generated first."""
         return torch.argsort(self.degrees0[self.current if k is None else k])
 
-    def flat_params(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, D) -> (B, P * D), parameter-major (the layout of :class:`deepgen.nn.LikelihoodHead`)."""
+    def _check_context(self, context: torch.Tensor | None) -> None:
+        if self.context_features is None:
+            if context is not None:
+                raise ValueError("this MADENetwork has no context input (build it with context_features=F)")
+            return
+        if context is None:
+            raise ValueError(f"this MADENetwork was built with context_features={self.context_features}: pass context")
+        if context.dim() != 2 or context.shape[1] != self.context_features:
+            raise ValueError(f"MADE context must have shape (B, {self.context_features}), got {tuple(context.shape)}")
+
+    def flat_params(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, D) -> (B, P * D), parameter-major (the layout of :class:`deepgen.nn.LikelihoodHead`).
+
+        ``context`` (B, F) is required when the network was built with ``context_features``.
+        """
+        self._check_context(context)
         h = x
-        for layer in self.hidden:
-            h = torch.relu(layer(h))
+        for i, layer in enumerate(self.hidden):
+            h = layer(h)
+            if i == 0 and self.context_hidden is not None:
+                h = h + self.context_hidden(context)
+            h = torch.relu(h)
         out = self.output(h)
+        if self.context_output is not None:
+            out = out + self.context_output(context)
         return out if self.direct is None else out + self.direct(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, D) -> (B, D, P): the P parameters of each dimension's conditional."""
-        return self.flat_params(x).view(len(x), self.params_per_dim, self.num_inputs).transpose(1, 2)
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, D) -> (B, D, P): the P parameters of each dimension's conditional (given ``context`` (B, F))."""
+        return self.flat_params(x, context).view(len(x), self.params_per_dim, self.num_inputs).transpose(1, 2)
