@@ -38,7 +38,9 @@ from typing import ClassVar
 import torch
 
 from deepgen.bijectors import Bijector, Identity, Logit, StandardNormal
-from deepgen.errors import ConfigError
+from deepgen.data.transforms import dequantize
+from deepgen.errors import ConfigError, DataError
+from deepgen.models.base import DensityKind, LogLikelihood
 from deepgen.models.density import ContinuousDensityModel
 
 
@@ -68,7 +70,16 @@ class Flow(ContinuousDensityModel):
     * :meth:`build_base`: the base distribution (default ``StandardNormal(info.shape)``; a bijector
       that changes the example's shape needs ``StandardNormal(latent_shape)``);
     * :meth:`embed_context`: what a conditional flow (``conditional = True``) hands its bijector as
-      ``context`` for labels ``y`` (default: ``y`` itself, (B,) integers).
+      ``context`` for labels ``y`` (default: ``y`` itself, (B,) integers, which conditional layers
+      one-hot encode to ``self.context_features`` features).
+
+    Class conditioning on request: a subclass sets ``condition_option = "class_conditional"`` and
+    gives its Config that boolean field; the instance is then ``conditional`` and builds its layers
+    with ``context_features = info.num_classes``.
+
+    Latent space: :meth:`encode` maps data to latents (deterministically: discrete data at the
+    centres of their dequantisation bins), :meth:`decode` maps latents back, and
+    :meth:`interpolate` decodes straight lines between two examples' latents.
 
     Shapes: data ``(B, *info.shape)``; ``log_density`` and ``log_prob`` ``(B,)`` in nats.
     """
@@ -82,6 +93,12 @@ class Flow(ContinuousDensityModel):
 
     def __init__(self, info, config=None):
         super().__init__(info, config)
+        if self.condition_option and getattr(self.config, self.condition_option, False):
+            self.conditional = True
+            if not info.num_classes:
+                raise DataError(f"{self.name} with {self.condition_option} needs labelled data; {info.name} has none")
+        #: what conditional layers receive: (B,) labels, one-hot encoded to this many features
+        self.context_features = info.num_classes if self.conditional else None
         self.bijector = self.build_bijector()
         if not isinstance(self.bijector, Bijector):
             raise TypeError(f"{type(self).__name__}.build_bijector must return a Bijector")
@@ -113,6 +130,24 @@ class Flow(ContinuousDensityModel):
         return Identity()
 
     # -- density and sampling ---------------------------------------------------------------------
+    @property
+    def log_det_is_exact(self) -> bool:
+        """False when a layer estimates its log-determinant in the current mode (residual flows'
+        roulette or series estimators, FFJORD's Hutchinson trace): the density is then an unbiased or
+        truncated *estimate*, and :meth:`log_likelihood` labels it so."""
+        return all(getattr(m, "log_det_is_exact", True) for m in self.bijector.modules())
+
+    @property
+    def density_kind(self) -> DensityKind:
+        return super().density_kind if self.log_det_is_exact else DensityKind.ESTIMATE
+
+    def log_likelihood(self, x, *, y=None, k=None, method=None) -> LogLikelihood:
+        out = super().log_likelihood(x, y=y, k=k, method=method)
+        if not self.log_det_is_exact:
+            out.kind = DensityKind.ESTIMATE
+            out.method += "; stochastic log-determinant estimate"
+        return out
+
     def log_density(self, v: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """(B,) ``log p_Z(f(v)) + log|det df/dv|`` for ``v`` in the continuous model space."""
         z, log_det = self.bijector(v, self.embed_context(y))
@@ -122,3 +157,39 @@ class Flow(ContinuousDensityModel):
         z = self.base.sample(n, generator=generator, temperature=options.temperature)
         x, _ = self.bijector.inverse(z, self.embed_context(y))
         return self.from_continuous(x)
+
+    # -- latent space -----------------------------------------------------------------------------
+    def _continuous_centres(self, x: torch.Tensor) -> torch.Tensor:
+        if self.info.is_discrete:  # the centre of each dequantisation bin: deterministic
+            return dequantize(x, self.info.levels, noise=torch.full_like(x, 0.5))[0]
+        return x
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Data (B, *info.shape) -> latents ``f(x)`` of the base's shape (no gradient)."""
+        y = self.check_labels(y, len(x), draw=False)
+        return self.bijector(self._continuous_centres(x), self.embed_context(y))[0]
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Latents -> data on the data's support: ``f^{-1}(z)``, quantised for discrete data."""
+        y = self.check_labels(y, len(z), draw=False)
+        return self.from_continuous(self.bijector.inverse(z, self.embed_context(y))[0])
+
+    @torch.no_grad()
+    def interpolate(
+        self, x0: torch.Tensor, x1: torch.Tensor, steps: int = 8, y: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Decode ``steps`` points on the line between the latents of ``x0`` and ``x1`` (B, *shape) each.
+
+        Returns (B, steps, *info.shape); the first and last columns reconstruct ``x0`` and ``x1``
+        (up to quantisation). Linear in latent space, as in Glow's figures (Kingma & Dhariwal 2018).
+        """
+        if steps < 2:
+            raise ConfigError(f"interpolate needs steps >= 2, got {steps}")
+        z0, z1 = self.encode(x0, y), self.encode(x1, y)
+        t = torch.linspace(0, 1, steps, dtype=z0.dtype, device=z0.device)
+        zs = torch.stack([(1 - ti) * z0 + ti * z1 for ti in t], 1)  # (B, steps, *latent)
+        yy = None if y is None else y.repeat_interleave(steps)
+        out = self.decode(zs.flatten(0, 1), yy)
+        return out.view(len(x0), steps, *out.shape[1:])
