@@ -80,6 +80,17 @@ def _jacobian_log_dets(fn, inp: torch.Tensor, context) -> torch.Tensor:
     return torch.stack(out)
 
 
+def _differentiable_in_input(fn, inp: torch.Tensor, context) -> bool:
+    """Whether autograd reaches ``inp`` through ``fn`` (a numerical inverse run without gradients does
+    not, even when later layers make its output require grad through their parameters)."""
+    v = inp.detach().requires_grad_()
+    out = fn(v, context)[0]
+    if not out.requires_grad:
+        return False
+    grad = torch.autograd.grad(out.sum(), v, allow_unused=True)[0]
+    return grad is not None and bool(grad.abs().sum() > 0)
+
+
 def check_bijector(
     b: Bijector,
     x: torch.Tensor,
@@ -138,7 +149,7 @@ def check_bijector(
         # valid for numerical inverses too: log|det dx/dz| = -log|det dz/dx| at x = inverse(z)
         fwd_at_xz = _jacobian_log_dets(b, xz.detach(), context)
         _close(f"{name}.inverse log-det vs autograd of forward at inverse(z)", inv_ld, -fwd_at_xz, atol, rtol)
-        if b.inverse(z.detach().requires_grad_(), context)[0].requires_grad:  # not a no-grad numerical inverse
+        if _differentiable_in_input(b.inverse, z, context):  # not a no-grad numerical inverse
             inv_jac = _jacobian_log_dets(b.inverse, z, context)
             _close(f"{name}.inverse log-det vs autograd", inv_ld, inv_jac, atol, rtol)
     finally:
