@@ -103,6 +103,7 @@ class RealNVPConfig:
         (3 in the paper; the last scale has one more checkerboard coupling).
     scale: how the coupling's raw output becomes its log-scale: softclamp (bounded, default), exp
         (the paper's equation) or sigmoid (Glow's).
+    clamp: the bound on each coupling's log-scale with scale=softclamp.
     norm: a normalisation flow layer after every coupling: actnorm (default; data-dependent
         initialisation, Glow's replacement for batch norm, the same map in training and
         evaluation), batchnorm (the paper's batch-normalisation flow of sec. 3.7: batch
@@ -117,6 +118,7 @@ class RealNVPConfig:
     levels: int = 0
     couplings_per_scale: int = 3
     scale: Literal["softclamp", "exp", "sigmoid"] = "softclamp"
+    clamp: float = 3.0
     norm: Literal["actnorm", "batchnorm", "none"] = "actnorm"
     class_conditional: bool = False
 
@@ -161,6 +163,7 @@ class RealNVP(Flow):
             hidden=cfg.hidden,
             blocks=cfg.blocks,
             scale=cfg.scale,
+            clamp=cfg.clamp,
             context_features=self.context_features,
         )
         features = shape[0]  # per feature of vectors, per channel of images
