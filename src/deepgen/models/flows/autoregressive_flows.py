@@ -38,15 +38,8 @@ from deepgen.bijectors import (
     RQSplineTransform,
 )
 from deepgen.errors import ConfigError
-from deepgen.models.flows.common import VectorFlow
+from deepgen.models.flows.common import VectorFlow, check_layers
 from deepgen.registry import register
-
-
-def _check(name: str, layers: int, hidden: tuple[int, ...]) -> None:
-    if layers < 1:
-        raise ConfigError(f"{name} needs at least one layer, got {layers}")
-    if not hidden or any(h < 1 for h in hidden):
-        raise ConfigError(f"{name} hidden sizes must be positive and non-empty, got {hidden}")
 
 
 @dataclass(frozen=True)
@@ -68,7 +61,7 @@ class MAFConfig:
     class_conditional: bool = False
 
     def __post_init__(self):
-        _check("MAF", self.layers, self.hidden)
+        check_layers("MAF", self.layers, self.hidden)
         if self.clamp <= 0:
             raise ConfigError(f"clamp must be positive, got {self.clamp}")
 
@@ -134,7 +127,7 @@ class NSFConfig:
     class_conditional: bool = False
 
     def __post_init__(self):
-        _check("NSF", self.layers, self.hidden)
+        check_layers("NSF", self.layers, self.hidden)
         if self.num_bins < 1 or not self.bound > 0:
             raise ConfigError(f"NSF needs num_bins >= 1 and bound > 0, got {self.num_bins}, {self.bound}")
 

@@ -56,6 +56,14 @@ class VectorFlow(Flow):
         return Compose(self.preprocess(self.info), Flatten(self.info.shape), *self.build_layers(d))
 
 
+def check_layers(name: str, layers: int, hidden: tuple[int, ...]) -> None:
+    """ConfigError unless a flow has at least one layer and positive hidden sizes."""
+    if layers < 1:
+        raise ConfigError(f"{name} needs at least one layer, got {layers}")
+    if not hidden or any(h < 1 for h in hidden):
+        raise ConfigError(f"{name} hidden sizes must be positive and non-empty, got {hidden}")
+
+
 def squeezes_allowed(shape: tuple[int, ...]) -> int:
     """How many times an image (C, H, W) can be squeezed (H and W halved) before one becomes odd."""
     _, h, w = shape

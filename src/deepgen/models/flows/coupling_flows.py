@@ -31,15 +31,8 @@ from deepgen.bijectors.coupling import AdditiveCoupling, AffineCoupling
 from deepgen.bijectors.reshape import Factor, Squeeze
 from deepgen.errors import ConfigError
 from deepgen.models.flows.base import Flow
-from deepgen.models.flows.common import VectorFlow, check_levels, nest, squeezes_allowed
+from deepgen.models.flows.common import VectorFlow, check_layers, check_levels, nest, squeezes_allowed
 from deepgen.registry import register
-
-
-def _check_common(name: str, layers: int, hidden: tuple[int, ...]) -> None:
-    if layers < 1:
-        raise ConfigError(f"{name} needs at least one layer, got {layers}")
-    if not hidden or any(h < 1 for h in hidden):
-        raise ConfigError(f"{name} hidden sizes must be positive and non-empty, got {hidden}")
 
 
 @dataclass(frozen=True)
@@ -60,7 +53,7 @@ class NICEConfig:
     class_conditional: bool = False
 
     def __post_init__(self):
-        _check_common("NICE", self.layers, self.hidden)
+        check_layers("NICE", self.layers, self.hidden)
 
 
 @register("nice")
@@ -123,7 +116,7 @@ class RealNVPConfig:
     class_conditional: bool = False
 
     def __post_init__(self):
-        _check_common("RealNVP", self.layers, self.hidden)
+        check_layers("RealNVP", self.layers, self.hidden)
         if self.blocks < 0 or self.levels < 0 or self.couplings_per_scale < 1:
             raise ConfigError("RealNVP needs blocks >= 0, levels >= 0 and couplings_per_scale >= 1")
 
