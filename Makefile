@@ -20,7 +20,7 @@ venv: $(STAMP)
 
 ## demo: train and compare the models that exist on the bundled 8x8 digits (< 5 min on 2 cores)
 demo: $(STAMP)
-	$(BIN)/deepgen compare --data digits --models independent,vae,gan,made,realnvp --steps 1500 --out runs/demo --overwrite
+	$(BIN)/deepgen compare --data digits --models independent,vae,gan,made,maf --steps 1500 --out runs/demo --overwrite
 
 ## test: the whole test suite (a few minutes on 2 cores)
 test: $(STAMP)
