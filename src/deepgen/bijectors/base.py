@@ -51,7 +51,7 @@ class NoInverseError(DeepgenError, NotImplementedError):
 
 def sum_except_batch(t: torch.Tensor) -> torch.Tensor:
     """Sum over every dimension but the first: ``(B, ...) -> (B,)``."""
-    return t.reshape(t.shape[0], -1).sum(1)
+    return t.sum(1) if t.dim() == 2 else t.reshape(t.shape[0], -1).sum(1)
 
 
 def zero_log_det(x: torch.Tensor) -> torch.Tensor:
@@ -123,18 +123,29 @@ class Compose(Bijector):
         return iter(self.bijectors)
 
     def forward(self, x, context=None):
-        total = zero_log_det(x)
+        lds = []
         for b in self.bijectors:
             x, ld = b(x, context)
-            total = total + ld
-        return x, total
+            lds.append(ld)
+        return x, _total(lds, x)
 
     def inverse(self, z, context=None):
-        total = zero_log_det(z)
+        lds = []
         for b in reversed(self.bijectors):
             z, ld = b.inverse(z, context)
-            total = total + ld
-        return z, total
+            lds.append(ld)
+        return z, _total(lds, z)
+
+
+def _total(lds: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    """The sum of per-layer ``(B,)`` log-dets: one stacked sum, not one add per layer."""
+    if not lds:
+        return zero_log_det(like)
+    if len(lds) == 1:
+        return lds[0]
+    if any(ld.shape != lds[0].shape for ld in lds):
+        lds = torch.broadcast_tensors(*lds)
+    return torch.stack(lds).sum(0)
 
 
 class Inverse(Bijector):
