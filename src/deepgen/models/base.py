@@ -34,8 +34,10 @@ Sampling contract:
   ``log_likelihood``; unconditional models given labels raise a one-line :class:`ConfigError`.
 * Generation driven by an input is a declared capability, a method a model may implement:
   ``complete(x, mask)`` (fill in the unobserved part), ``translate(x)`` (map to the other domain),
-  ``edit(x, strength)`` (partial noising and denoising). ``model.capabilities()`` lists those a
-  model offers; callers ask, they never check a model's name or family.
+  ``edit(x, strength)`` (partial noising and denoising), ``encode(x)`` / ``decode(z)`` (a latent
+  space; :meth:`GenerativeModel.interpolate` and :meth:`GenerativeModel.traverse` are built on
+  them). ``model.capabilities()`` lists those a model offers; callers ask, they never check a
+  model's name or family.
 
 Density contract: ``log_likelihood(x, *, y=None, k=None, method=None)`` returns a labelled
 :class:`LogLikelihood`; ``likelihood_methods`` names the numbers a model can offer besides its
@@ -123,6 +125,7 @@ CAPABILITIES = {
     "complete": "complete(x, mask): fill in the entries of x where mask is False",
     "translate": "translate(x): map examples to the other domain",
     "edit": "edit(x, strength): partially noise x and denoise it (strength in [0, 1])",
+    "encode": "encode(x) -> z and decode(z) -> x: a latent space, with interpolate and traverse",
 }
 
 #: Data kinds (``DataInfo.kind``): i.i.d. examples, one signal as coordinates -> values, a scene of
@@ -387,6 +390,78 @@ class GenerativeModel(nn.Module):
     ) -> torch.Tensor:
         """Partially noise ``x`` (``strength`` in [0, 1]: 0 returns x, 1 samples afresh) and denoise it."""
         raise self._unsupported("edit")
+
+    # -- latent space (the "encode" capability) -----------------------------------------------------
+    #: What a model's latent coordinates are, for help and plot titles (e.g. "posterior mean of z").
+    latent_description: ClassVar[str] = ""
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Data (B, *info.shape) -> deterministic latent codes (B, *latent): a flow's ``f(x)``, a VAE's
+        posterior mean. The latent space is one where straight lines and the prior's scale mean
+        something, so :meth:`interpolate` and :meth:`traverse` work on it unchanged."""
+        raise self._unsupported("encode")
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Latent codes (B, *latent) -> data (B, *info.shape) on the data's support (a VAE decodes to
+        its likelihood's mean E[x|z])."""
+        raise self._unsupported("encode")
+
+    @torch.no_grad()
+    def interpolate(
+        self, x0: torch.Tensor, x1: torch.Tensor, steps: int = 8, y: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Decode ``steps`` points on the line between the latents of ``x0`` and ``x1`` (B, *shape) each.
+
+        Returns (B, steps, *info.shape); the first and last columns are the reconstructions of ``x0``
+        and ``x1``. Linear in latent space, as in Glow's figures (Kingma & Dhariwal 2018).
+        """
+        if steps < 2:
+            raise ConfigError(f"interpolate needs steps >= 2, got {steps}")
+        z0, z1 = self.encode(x0, y), self.encode(x1, y)
+        t = torch.linspace(0, 1, steps, dtype=z0.dtype, device=z0.device)
+        zs = torch.stack([(1 - ti) * z0 + ti * z1 for ti in t], 1)  # (B, steps, *latent)
+        yy = None if y is None else y.repeat_interleave(steps)
+        out = self.decode(zs.flatten(0, 1), yy)
+        return out.view(len(x0), steps, *out.shape[1:])
+
+    @torch.no_grad()
+    def traverse(
+        self,
+        x: torch.Tensor,
+        dims: list[int] | None = None,
+        steps: int = 9,
+        span: float = 3.0,
+        y: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, list[int]]:
+        """Latent traversal of one example (Higgins et al. 2017, beta-VAE's figures).
+
+        Encodes ``x`` (1, *shape), then for each latent coordinate in ``dims`` sets that coordinate
+        to ``steps`` values evenly spaced in ``[-span, span]`` (the prior's standard deviations; the
+        other coordinates keep their encoded values) and decodes. ``dims`` None takes the 8 most
+        active coordinates: those whose encodings vary most over ``x`` when ``x`` holds several
+        examples (the first is traversed), else the first 8. Returns ``(grid, dims)`` with grid
+        (len(dims), steps, *info.shape).
+        """
+        if steps < 2:
+            raise ConfigError(f"traverse needs steps >= 2, got {steps}")
+        if span <= 0:
+            raise ConfigError(f"traverse needs span > 0, got {span}")
+        z = self.encode(x, y).flatten(1)  # (B, L)
+        n_lat = z.shape[1]
+        if dims is None:
+            order = z.var(0).argsort(descending=True) if len(z) > 1 else torch.arange(n_lat)
+            dims = [int(d) for d in order[: min(8, n_lat)]]
+        bad = [d for d in dims if not 0 <= d < n_lat]
+        if bad:
+            raise ConfigError(f"latent dimensions {bad} out of range: {self.name}'s latent has {n_lat}")
+        values = torch.linspace(-span, span, steps, dtype=z.dtype, device=z.device)
+        zs = z[:1].repeat(len(dims) * steps, 1).view(len(dims), steps, n_lat)
+        for i, d in enumerate(dims):
+            zs[i, :, d] = values
+        latent_shape = self.encode(x[:1], None if y is None else y[:1]).shape[1:]
+        yy = None if y is None else y[:1].repeat(len(dims) * steps)
+        out = self.decode(zs.view(-1, *latent_shape), yy)
+        return out.view(len(dims), steps, *out.shape[1:]), dims
 
     def to_data_space(self, x: torch.Tensor) -> torch.Tensor:
         """Clamp/snap raw network outputs onto the data's support (lattice for discrete data)."""

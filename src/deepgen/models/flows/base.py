@@ -175,21 +175,3 @@ class Flow(ContinuousDensityModel):
         """Latents -> data on the data's support: ``f^{-1}(z)``, quantised for discrete data."""
         y = self.check_labels(y, len(z), draw=False)
         return self.from_continuous(self.bijector.inverse(z, self.embed_context(y))[0])
-
-    @torch.no_grad()
-    def interpolate(
-        self, x0: torch.Tensor, x1: torch.Tensor, steps: int = 8, y: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Decode ``steps`` points on the line between the latents of ``x0`` and ``x1`` (B, *shape) each.
-
-        Returns (B, steps, *info.shape); the first and last columns reconstruct ``x0`` and ``x1``
-        (up to quantisation). Linear in latent space, as in Glow's figures (Kingma & Dhariwal 2018).
-        """
-        if steps < 2:
-            raise ConfigError(f"interpolate needs steps >= 2, got {steps}")
-        z0, z1 = self.encode(x0, y), self.encode(x1, y)
-        t = torch.linspace(0, 1, steps, dtype=z0.dtype, device=z0.device)
-        zs = torch.stack([(1 - ti) * z0 + ti * z1 for ti in t], 1)  # (B, steps, *latent)
-        yy = None if y is None else y.repeat_interleave(steps)
-        out = self.decode(zs.flatten(0, 1), yy)
-        return out.view(len(x0), steps, *out.shape[1:])
