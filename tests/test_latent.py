@@ -61,9 +61,17 @@ def test_cli_latent_modes(digits, tmp_path, capsys):
     run = tmp_path / "maf"
     _fit("maf", digits, run, hidden=(16,), layers=2)
     for mode in ("interpolate", "traverse", "reconstruct"):
-        assert main(["latent", str(run), "--mode", mode, "-n", "3", "--steps", "4", "--out", str(tmp_path / f"{mode}.png")]) == 0
+        assert (
+            main(
+                ["latent", str(run), "--mode", mode, "-n", "3", "--steps", "4", "--out", str(tmp_path / f"{mode}.png")]
+            )
+            == 0
+        )
         assert (tmp_path / f"{mode}.png").stat().st_size > 0
-    assert main(["latent", str(run), "--mode", "interpolate", "-n", "3", "--steps", "4", "--out", str(tmp_path / "i.npy")]) == 0
+    assert (
+        main(["latent", str(run), "--mode", "interpolate", "-n", "3", "--steps", "4", "--out", str(tmp_path / "i.npy")])
+        == 0
+    )
     arr = np.load(tmp_path / "i.npy")
     assert arr.shape == (3, 4, 1, 8, 8) and set(np.unique(arr)) <= set(range(17))  # the data's own units
     assert main(["latent", str(run), "--mode", "encode", "-n", "5", "--out", str(tmp_path / "z.npy")]) == 0
