@@ -115,7 +115,7 @@ def tiny():
 def _exact_tables(model, x):
     """log p(x, z), log q(z|x) for every latent state, (B, K^N) each."""
     states = model.latent_states()
-    log_q = torch.log_softmax(model.encode(x), -1)
+    log_q = torch.log_softmax(model.posterior_logits(x), -1)
     log_qz = sum(log_q[:, i, states[:, i]] for i in range(states.shape[1]))
     return model.log_joint_all(x), log_qz
 
@@ -208,7 +208,7 @@ def test_blocks_do_not_change_the_numbers(tiny, monkeypatch):
     tiny._is_block = None
     big = tiny.exact_log_prob(x)
     torch.manual_seed(5)
-    big_w = tiny._log_weights(x, tiny.encode(x), 7, block=10_000)
+    big_w = tiny._log_weights(x, tiny.posterior_logits(x), 7, block=10_000)
     monkeypatch.setattr(gumbel_module, "IS_BLOCK_BYTES", 2_000)  # a few z per decoder call
     tiny._is_block = None
     block = tiny._decodes_per_block()
@@ -218,7 +218,7 @@ def test_blocks_do_not_change_the_numbers(tiny, monkeypatch):
     try:
         small = tiny.exact_log_prob(x)
         torch.manual_seed(5)
-        small_w = tiny._log_weights(x, tiny.encode(x), 7, block=block)
+        small_w = tiny._log_weights(x, tiny.posterior_logits(x), 7, block=block)
     finally:
         hook.remove()
         tiny._is_block = None

@@ -147,7 +147,7 @@ class GumbelVAE(LatentVariableModel):
         self._is_block: int | None = None
 
     # -- networks ----------------------------------------------------------------------------------
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
+    def posterior_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of q(z|x), (B, N, K)."""
         return self.encoder(x).view(len(x), self.config.latent_vars, self.config.categories)
 
@@ -174,7 +174,7 @@ class GumbelVAE(LatentVariableModel):
 
     def loss(self, x, y=None):
         cfg = self.config
-        logits = self.encode(x)
+        logits = self.posterior_logits(x)
         tau = self.temperature()
         g = sample_gumbel(logits.shape, device=logits.device, dtype=logits.dtype)
         relaxed = gumbel_softmax(logits, tau, cfg.hard, gumbel=g)
@@ -191,12 +191,12 @@ class GumbelVAE(LatentVariableModel):
     # -- densities ---------------------------------------------------------------------------------
     def elbo(self, x):
         """ELBO with one exact draw z ~ q(z|x) and the exact KL, (B,) nats (unbiased for the bound)."""
-        logits = self.encode(x)
+        logits = self.posterior_logits(x)
         z = (logits + sample_gumbel(logits.shape, device=logits.device, dtype=logits.dtype)).argmax(-1)
         return self.decoder_log_prob(x, self.one_hot(z)) - kl_categorical_uniform(logits)
 
     def log_importance_weights(self, x, k):
-        return self._log_weights(x, self.encode(x), k, self._decodes_per_block())
+        return self._log_weights(x, self.posterior_logits(x), k, self._decodes_per_block())
 
     def _log_weights(self, x, logits, k: int, block: int) -> torch.Tensor:
         """(B, k) log p(x|z) + log p(z) - log q(z|x) for k exact draws z ~ q(z|x), decoding about
@@ -222,7 +222,7 @@ class GumbelVAE(LatentVariableModel):
         proposals: ``(estimate (B,), stderr (B,))`` nats, in bounded memory as the Gaussian VAE's."""
         from deepgen.metrics.likelihood import logmeanexp_with_stderr
 
-        logits = self.encode(x)
+        logits = self.posterior_logits(x)
         block = self._decodes_per_block()
         chunk = chunk or max(1, block // max(1, len(x)))
         parts = [self._log_weights(x, logits, min(chunk, k - i), block) for i in range(0, k, chunk)]
