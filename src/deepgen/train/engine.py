@@ -17,6 +17,7 @@ supplied by the caller: the engine imports no plotting).
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -141,9 +142,11 @@ class Trainer:
         try:
             return self._fit()
         finally:
-            if self.ddp is not None:
-                del self.ddp
-                self.ddp = None
+            # drop every reference to the DDP wrapper (forward_module holds one too) before the process
+            # group goes: a reducer that outlives destroy_process_group aborts the rank at exit
+            self.ddp = None
+            self.forward_module = self.model
+            gc.collect()
             D.teardown(self.dist)
 
     def eval_weights(self):
