@@ -9,11 +9,13 @@ from deepgen.cli.common import EXAMPLES_FMT, add_data_args, spec_for_run
 
 EPILOG = """Examples:
   deepgen score runs/vae-digits --data digits --out scores.csv          # test split, IS estimate K=100
-  deepgen score runs/vae-digits --data digits --out scores.csv --k 1    # ELBO (lower bound)
+  deepgen score runs/vae-digits --data digits --out scores.csv --k 1    # ELBO (lower bound), one draw
+  deepgen score runs/vae-digits --out elbo.csv --method elbo --k 1000   # each example's ELBO, mean of 1000 draws
   deepgen score runs/gmm-moons --data points.csv --out scores.csv       # every row of your file, in order
   deepgen score runs/ddpm-digits --data digits --out s.csv --method ode # another number the model offers
-Columns: index, nll_nats, bpd (discrete data only), stderr_nats (estimates), kind, method; for an
-unnormalised model (an EBM): index, neg_energy (-E(x), not a log-likelihood: log Z is unknown), kind, method.
+Columns: index, nll_nats, bpd (discrete data only), stderr_nats (Monte Carlo error of estimates and of
+--method elbo), kind, method; for an unnormalised model (an EBM): index, neg_energy (-E(x), not a
+log-likelihood: log Z is unknown), kind, method.
 Continuous data are scored in the file's own units (standardisation undone).
 """
 

@@ -80,9 +80,22 @@ class LatentVariableModel(GenerativeModel):
     ``log_importance_weights(x, k, y)``, ``elbo(x, y)``, ``log_prob_estimate(x, k, y=y)``); the ELBO
     is their mean, and the importance-sampled estimate ``log (1/K) sum_k w_k`` (Burda et al., 2016,
     arXiv:1509.00519) converges to log p(x) as K grows.
+
+    Numbers :meth:`log_likelihood` offers per example:
+
+    * default, ``k <= 1``: a one-sample ELBO (lower bound in expectation only: one draw's value can
+      exceed log p(x));
+    * default, ``k > 1``: the K-sample importance-weighted estimate, with its delta-method standard
+      error (an estimate; its expectation is the IWAE bound L_K <= log p(x));
+    * ``method="elbo"``: the ELBO itself, estimated per example as the mean of K single-draw
+      estimates (:meth:`elbo_samples`) with the standard error std / sqrt(K) (default K: ``eval_k``).
+      Unlike one draw, this converges to the ELBO, which bounds log p(x) for every example, so
+      ``sum_x exp(ELBO_K(x)) <= 1`` up to its Monte Carlo error on a discrete space (on 10-bit toy
+      data the one-sample values of a small VAE sum to 1.25).
     """
 
-    density_summary = "lower bound (ELBO); estimate (importance sampling, K samples)"
+    density_summary = "lower bound (ELBO; method elbo: mean of K draws); estimate (importance sampling, K samples)"
+    likelihood_methods = ("elbo",)
     # K = 100 on 1,000 test examples takes about 2 minutes for a conv VAE on MNIST on 2 cores (all
     # 10,000 would take 20); the papers' K = 5000 on every example is --full.
     eval_k = 100
@@ -105,6 +118,28 @@ class LatentVariableModel(GenerativeModel):
         """Evidence lower bound per example (B,), in nats."""
         return self.log_importance_weights(x, 1, *args)[:, 0]
 
+    def elbo_samples(self, x: torch.Tensor, k: int, *args) -> torch.Tensor:
+        """(B, k) independent single-draw unbiased estimates of each example's ELBO, in nats.
+
+        Default: the log-weights themselves (E_q[log w] is the ELBO). Their variance vanishes as
+        q(z|x) approaches the posterior (Roeder et al., 2017, arXiv:1703.09194), and on trained VAEs
+        it was below that of the closed-form-KL form ``log p(x|z_k) - KL(q(z|x) || p(z))`` (per-draw
+        standard deviation 2.4 vs 2.9 nats on digits after 600 steps; 0.7 vs 0.9 nats on a 10-bit
+        toy), so the VAE keeps it.
+        """
+        return self.log_importance_weights(x, k, *args)
+
+    def elbo_estimate(self, x: torch.Tensor, k: int = 100, chunk: int | None = None, *, y=None):
+        """Per-example ELBO from ``k`` posterior draws: ``(mean (B,), stderr (B,))`` in nats (float64).
+
+        The draws are taken ``chunk`` at a time (default 100); the standard error is the draws'
+        standard deviation over sqrt(k) (NaN for k = 1).
+        """
+        args = () if y is None else (y,)
+        chunk = chunk or 100
+        parts = [self.elbo_samples(x, min(chunk, k - i), *args) for i in range(0, k, chunk)]
+        return mean_with_stderr(torch.cat(parts, 1))
+
     def log_prob_estimate(self, x: torch.Tensor, k: int = 100, chunk: int = 100, *, y=None):
         """Importance-sampled log p(x) (or log p(x | y)): ``(estimate (B,), stderr (B,))``; ``k`` in chunks."""
         from deepgen.metrics.likelihood import importance_sampled_log_likelihood
@@ -115,6 +150,10 @@ class LatentVariableModel(GenerativeModel):
     def log_likelihood(self, x, *, y=None, k=None, method=None) -> LogLikelihood:
         self.check_method(method)
         y = self.check_labels(y, len(x), draw=False)
+        if method == "elbo":
+            k = k or self.eval_k or 1
+            mean, se = self.elbo_estimate(x, k) if y is None else self.elbo_estimate(x, k, y=y)
+            return LogLikelihood(mean, DensityKind.BOUND, f"ELBO, K={k}", se if k > 1 else None)
         if y is not None:  # a conditional latent-variable model implements the labelled methods
             if not k or k <= 1:
                 return LogLikelihood(self.elbo(x, y), DensityKind.BOUND, "ELBO")
@@ -124,3 +163,16 @@ class LatentVariableModel(GenerativeModel):
             return LogLikelihood(self.elbo(x), DensityKind.BOUND, "ELBO")
         est, se = self.log_prob_estimate(x, k)
         return LogLikelihood(est, DensityKind.ESTIMATE, f"importance sampling, K={k}", se)
+
+
+def mean_with_stderr(samples: torch.Tensor, dim: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean of i.i.d. Monte Carlo ``samples`` along ``dim`` and its standard error std / sqrt(K).
+
+    Float64; the standard deviation is the unbiased one; the error is NaN when K = 1.
+    """
+    s = samples.double()
+    k = s.shape[dim]
+    mean = s.mean(dim)
+    if k < 2:
+        return mean, torch.full_like(mean, float("nan"))
+    return mean, s.std(dim, unbiased=True) / k**0.5

@@ -42,6 +42,8 @@ class StepContext:
         self.micro_batch = 0
         self._precision = trainer.config.precision
         self._synced_by_ddp = False
+        #: Total gradient norm of the last step of each optimiser that asked for gradient-norm skipping.
+        self.grad_norms: dict[str, torch.Tensor] = {}
         self._params = {
             name: [p for g in opt.param_groups for p in g["params"]] for name, opt in self.optimizers.items()
         }
@@ -51,10 +53,12 @@ class StepContext:
         self._synced_by_ddp = self._t.ddp is not None
         return self._t.forward_module(x, y)  # the DDP wrapper and/or torch.compile, when in use
 
-    def step(self, loss: torch.Tensor, name: str = "main") -> None:
+    def step(self, loss: torch.Tensor, name: str = "main", *, skip_if_grad_norm_above: float | None = None) -> bool:
         """Zero the grads of optimiser ``name``, backpropagate ``loss``, sync, clip, and step.
 
         With gradient accumulation: zero at the first micro-batch, step at the last.
+        ``skip_if_grad_norm_above``: see :meth:`apply_gradients`. Returns whether the optimiser
+        stepped (False at a micro-batch before the last, and for a skipped update).
         """
         opt = self.optimizers[name]
         with no_autocast(self._precision, self.device):
@@ -62,21 +66,37 @@ class StepContext:
                 opt.zero_grad(set_to_none=True)
             (loss / self.grad_accum if self.grad_accum > 1 else loss).backward()
             if self.micro_batch == self.grad_accum - 1:
-                self.apply_gradients(name)
+                return self.apply_gradients(name, skip_if_grad_norm_above=skip_if_grad_norm_above)
+        return False
 
-    def apply_gradients(self, name: str = "main") -> None:
+    def apply_gradients(self, name: str = "main", *, skip_if_grad_norm_above: float | None = None) -> bool:
         """Sync (when distributed and not done by DDP), clip and apply the gradients now in ``.grad``.
 
         Models that compute gradients without autograd (contrastive divergence) set ``p.grad``
         themselves and call this.
+
+        ``skip_if_grad_norm_above``: gradient-norm skipping (Child, 2021, VD-VAE, arXiv:2011.10650):
+        when the total gradient norm (after the distributed sync, so every rank decides alike, and
+        before clipping) is above this value or not finite, the optimiser does not step. The norm
+        is then stored, detached, in ``grad_norms[name]`` (it costs one host sync). Returns whether
+        the optimiser stepped.
         """
         params = self._params[name]
         with no_autocast(self._precision, self.device):
             if self.world_size > 1 and not self._synced_by_ddp:
                 D.all_reduce_grads(params, self.world_size)
+            norm = None
             if self._t.config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(params, self._t.config.grad_clip, foreach=True)
+                norm = torch.nn.utils.clip_grad_norm_(params, self._t.config.grad_clip, foreach=True)
+            if skip_if_grad_norm_above is not None:
+                if norm is None:
+                    grads = [p.grad for p in params if p.grad is not None]
+                    norm = torch.nn.utils.get_total_norm(grads, foreach=True) if grads else torch.zeros(())
+                self.grad_norms[name] = norm.detach()
+                if not float(norm) <= skip_if_grad_norm_above:  # NaN compares False: skipped too
+                    return False
             self.optimizers[name].step()
+        return True
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """A further training batch in this step (e.g. for several critic updates per step)."""
