@@ -2,10 +2,11 @@
 
 ``toys``: an FFJORD-style grid (Grathwohl et al. 2019, fig. 2): one row per toy, the data's histogram
 first, then exp(log p) of each trained flow on the same square, read from ``deepgen compare`` folders
-(their ``runs/<model>/checkpoint.pt``)::
+(their ``runs/<model>/checkpoint.pt``); ``A,B`` joins the models of two compare folders of one toy::
 
     python benchmarks/flow_figures.py toys --compare runs/flows-moons runs/flows-8gaussians \\
         --out docs/images/flows_toys.png
+    python benchmarks/flow_figures.py toys --compare runs/flows-moons,runs/flows2-moons ...
 
 ``images``: for a trained image flow, sample grids at several temperatures side by side and latent
 interpolations between pairs of test images (each row: x0, decoded points on the latent line, x1)::
@@ -32,17 +33,24 @@ from deepgen.train import load_run  # noqa: E402
 
 
 def toys(compares: list[str], out: str, n: int = 200, half_width: float = 4.0) -> Path:
-    rows = []
-    for folder in compares:
-        res = json.loads((Path(folder) / "results.json").read_text())
-        rows.append((folder, res))
-    models = [r["model"] for r in rows[0][1]["rows"] if r.get("family") == "flow"]
-    fig, axes = plt.subplots(len(rows), len(models) + 1, figsize=(2.0 * (len(models) + 1), 2.0 * len(rows)))
+    rows = []  # per toy: (results of its first folder, {model: its run folder})
+    for spec in compares:
+        runs: dict[str, Path] = {}
+        first = None
+        for folder in spec.split(","):
+            res = json.loads((Path(folder) / "results.json").read_text())
+            first = first or res
+            for r in res["rows"]:
+                if r.get("family") == "flow":
+                    runs.setdefault(r["model"], Path(folder) / "runs" / r["model"])
+        rows.append((first, runs))
+    models = list(rows[0][1])
+    fig, axes = plt.subplots(len(rows), len(models) + 1, figsize=(1.8 * (len(models) + 1), 1.8 * len(rows)))
     axes = np.atleast_2d(axes)
     bounds = (-half_width, half_width, -half_width, half_width)
-    for i, (folder, res) in enumerate(rows):
+    for i, (res, runs) in enumerate(rows):
         data_name = res["meta"]["data"]["name"]
-        ds = load_dataset(load_run(Path(folder) / "runs" / models[0]).data_spec)  # standardised as trained
+        ds = load_dataset(load_run(runs[models[0]]).data_spec)  # standardised as trained
         x = ds.test.x.numpy()
         ax = axes[i, 0]
         ax.hist2d(x[:, 0], x[:, 1], bins=n // 2, range=[bounds[:2], bounds[2:]], cmap="viridis")
@@ -51,7 +59,7 @@ def toys(compares: list[str], out: str, n: int = 200, half_width: float = 4.0) -
             ax.set_title("data")
         for j, name in enumerate(models, start=1):
             ax = axes[i, j]
-            run = load_run(Path(folder) / "runs" / name)
+            run = load_run(runs[name])
             with torch.no_grad():
                 grid = density_grid(run.model, bounds, n)
             if grid is not None:
@@ -100,7 +108,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("toys")
-    t.add_argument("--compare", nargs="+", required=True, help="deepgen compare output folders, one per toy")
+    t.add_argument(
+        "--compare",
+        nargs="+",
+        required=True,
+        help="deepgen compare output folders, one per toy (A,B joins two folders of one toy)",
+    )
     t.add_argument("--out", required=True)
     i = sub.add_parser("images")
     i.add_argument("--run", required=True)
