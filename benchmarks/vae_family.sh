@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The VAE family's benchmarks (issue 10), one section per argument, each at 1 thread:
+#   bash benchmarks/vae_family.sh digits|vae|iwae|vqvae|hvae [OUT]
+# OUT defaults to runs/vae-family; MNIST comes from $DEEPGEN_DATA (or ../shared/data).
+# The VAE's and IWAE's MNIST evaluations are importance sampling with K = 5000 on the seeded 1,000 of the 10,000
+# test images that `deepgen eval` takes by default (--full would take all 10,000).
+set -euo pipefail
+what=$1
+out=${2:-runs/vae-family}
+data=${DEEPGEN_DATA:-../shared/data}
+dg=${DEEPGEN:-deepgen}
+mkdir -p "$out"
+mn=(--data mnist --data-dir "$data" --threads 1 -q)
+case $what in
+digits)
+  $dg compare --data digits --models vae,iwae,gumbel-vae,vqvae,hvae --steps 1500 --threads 1 --out "$out/digits" --overwrite
+  # VQ-VAE's learned prior is a second run (compare trains one stage per model)
+  $dg train vqvae --data digits --steps 1500 --threads 1 --out "$out/digits-vq-ae" --overwrite -q
+  $dg train vqvae --data digits --steps 1500 --threads 1 -o stage=prior --init-from "$out/digits-vq-ae:autoencoder" \
+    --out "$out/digits-vq-prior" --overwrite -q
+  $dg eval "$out/digits-vq-prior" -q
+  ;;
+vae)  # one stochastic layer (50 units), 2 x 200 deterministic (Burda et al. 2016), dynamic binarisation
+  $dg train vae "${mn[@]}" --binarize dynamic --steps 60000 --batch-size 100 --lr 1e-3 --lr-schedule cosine \
+    --eval-every 10000 -o arch=mlp -o latent_dim=50 -o hidden=200,200 --out "$out/vae-mnist" --overwrite
+  $dg eval "$out/vae-mnist" --k 5000 -q
+  ;;
+iwae)
+  $dg train iwae "${mn[@]}" --binarize dynamic --steps "${IWAE_STEPS:-12000}" --batch-size 100 --lr 1e-3 \
+    --lr-schedule cosine --eval-every 3000 -o arch=mlp -o latent_dim=50 -o hidden=200,200 -o k=50 \
+    --out "$out/iwae-mnist" --overwrite
+  $dg eval "$out/iwae-mnist" --k 5000 -q
+  ;;
+vqvae)  # 7x7 grid of 64 codes; then the transformer prior over the grid
+  $dg train vqvae "${mn[@]}" --steps 6000 --batch-size 64 --eval-every 2000 --out "$out/vq-ae-mnist" --overwrite
+  $dg train vqvae "${mn[@]}" --steps 6000 --batch-size 64 --eval-every 2000 -o stage=prior \
+    --init-from "$out/vq-ae-mnist:autoencoder" --out "$out/vq-prior-mnist" --overwrite
+  $dg eval "$out/vq-prior-mnist" --features deepgen-mnist -q
+  ;;
+hvae)
+  $dg train hvae "${mn[@]}" --binarize dynamic --steps "${HVAE_STEPS:-2500}" --batch-size 64 --lr 1e-3 \
+    --lr-schedule cosine --warmup-steps 100 --eval-every 500 -o width=32 --out "$out/hvae-mnist" --overwrite
+  # K = 5000 would take hours on 2 CPU cores for this network: the default K = 100
+  $dg eval "$out/hvae-mnist" -q
+  ;;
+*) echo "unknown section $what" >&2; exit 2 ;;
+esac
