@@ -123,3 +123,42 @@ def test_a_slow_sampler_budget_sets_every_rows_n(tmp_path, monkeypatch):
     assert out["reference"]["n_samples"] == out["meta"]["n_samples"] == 40
     assert all(r["n_samples"] == 40 for r in out["rows"])
     assert any("pixelcnn draws at most 40 samples" in line for line in lines)
+
+
+def test_a_staged_model_trains_every_stage_from_the_previous_run(tmp_path):
+    """vqvae's row is its prior stage, initialised from the autoencoder stage's run; a user's stage
+    option compares that stage alone."""
+    lines = []
+    res = run_compare(
+        DataSpec("digits"),
+        ["vqvae"],
+        tmp_path / "both",
+        steps=3,
+        batch_size=16,
+        options={"vqvae": small_options("vqvae")},
+        n_samples=40,
+        progress=False,
+        log=lines.append,
+    )
+    out = json.load(open(res.files["json"]))
+    (row,) = out["rows"]
+    assert row["stages"] == ["stage=autoencoder", "stage=prior"] and row["options"]["stage"] == "prior"
+    cfg = json.load(open(tmp_path / "both" / "runs" / "vqvae" / "config.json"))
+    assert "vqvae-stage1" in json.dumps(cfg)  # the provenance of --init-from
+    assert (tmp_path / "both" / "runs" / "vqvae-stage1" / "checkpoint.pt").exists()
+    assert "2 stages" in row["metrics"]["train_time"]["label"]
+    assert any("stage 2 of 2" in line for line in lines)
+    assert "Trained in stages" in open(res.files["markdown"]).read()
+    one = run_compare(
+        DataSpec("digits"),
+        ["vqvae"],
+        tmp_path / "one",
+        steps=3,
+        batch_size=16,
+        options={"vqvae": {**small_options("vqvae"), "stage": "autoencoder"}},
+        n_samples=40,
+        progress=False,
+        log=lambda *a: None,
+    )
+    (row,) = json.load(open(one.files["json"]))["rows"]
+    assert "stages" not in row and row["options"]["stage"] == "autoencoder"

@@ -225,6 +225,14 @@ def notes(result, info) -> list[str]:
         "test split; vectors: the training split against the test split): the floor a model can expect."
     )
     out.append("Peak mem: the process's resident-set high-water mark during that model's training and evaluation.")
+    staged = [r for r in result.rows if r.get("stages")]
+    if staged:
+        out.append(
+            "Trained in stages, each with the step budget, each from the previous stage's run; the row is the "
+            "last stage, its train time their sum: "
+            + "; ".join(f"{r['model']} ({' -> '.join(r['stages'])})" for r in staged)
+            + "."
+        )
     return out
 
 

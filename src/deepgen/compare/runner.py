@@ -103,7 +103,8 @@ def run_compare(
     rows = []
     for name in models:
         opts = (options or {}).get(name, {})
-        model = build_model(name, ds.info, opts, seed=seed)
+        stages = _stages(get_model_class(name), opts)
+        model = build_model(name, ds.info, {**opts, **stages[0][0]}, seed=seed)
         tdict = {
             **to_dict(TrainConfig()),
             **model.train_defaults,
@@ -118,11 +119,21 @@ def run_compare(
             "threads": threads,
         }
         tcfg = from_dict(TrainConfig, tdict)
-        run_dir = out / "runs" / name
         device = pick_device(tcfg.device)
         reset_peak_memory(device)
-        trainer = Trainer(model, ds, tcfg, run_dir, data_spec=spec, quiet=not progress, overwrite=True)
-        train_s = trainer.fit()["train_seconds"]  # the loop only: not plots, evaluation or checkpoints
+        train_s, previous = 0.0, None
+        for i, (stage_opts, init_sub) in enumerate(stages):
+            last = i == len(stages) - 1
+            if i:
+                model = build_model(name, ds.info, {**opts, **stage_opts}, seed=seed)
+                log(f"  {name}: stage {i + 1} of {len(stages)} ({_describe(stage_opts)}), from {previous}:{init_sub}")
+            run_dir = out / "runs" / (name if last else f"{name}-stage{i + 1}")
+            init = f"{previous}:{init_sub}" if init_sub else None
+            trainer = Trainer(
+                model, ds, tcfg, run_dir, data_spec=spec, quiet=not progress, overwrite=True, init_from=init
+            )
+            train_s += trainer.fit()["train_seconds"]  # the loop only: not plots, evaluation or checkpoints
+            previous = run_dir
         torch.manual_seed(seed)
         # after fit() the model holds the weights evaluation uses (the EMA when one is kept)
         result = evaluate(
@@ -152,8 +163,12 @@ def run_compare(
         }
         result["metrics"]["train_time"] = {
             "value": train_s,
-            "label": f"training wall time for {steps} steps (s)",
+            "label": f"training wall time for {steps} steps (s)"
+            if len(stages) == 1
+            else f"training wall time for {len(stages)} stages of {steps} steps each (s)",
         }
+        if len(stages) > 1:
+            result["stages"] = [_describe(o) for o, _ in stages]
         what = "GPU memory allocated" if device.type == "cuda" else "whole process RSS"
         result["metrics"]["peak_memory"] = {"value": peak, "label": f"peak memory (MiB, {what})"}
         result["run"] = str(run_dir)
@@ -185,6 +200,19 @@ def run_compare(
     )
     res.files["json"] = str(out / "results.json")
     return res
+
+
+def _stages(cls, opts: dict) -> tuple[tuple[dict, str | None], ...]:
+    """The model's training stages (``training_stages``), or one stage: also when the user's options
+    already choose a stage (e.g. ``-o vqvae.stage=autoencoder`` compares that stage alone)."""
+    stages = cls.training_stages
+    if not stages or any(key in opts for stage_opts, _ in stages for key in stage_opts):
+        return (({}, None),)
+    return stages
+
+
+def _describe(opts: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in opts.items())
 
 
 def _real_data_picture(ds, path: Path, bounds) -> str | None:

@@ -182,6 +182,12 @@ class GenerativeModel(nn.Module):
     #: Test examples a Monte Carlo likelihood (``eval_k`` > 1) is computed on by default (a seeded
     #: random subset; None: all); ``--full`` always uses all of them.
     eval_examples: ClassVar[int | None] = None
+    #: Models trained in several runs (VQ-VAE: its autoencoder, then a prior over its codes): one
+    #: ``(options, init_sub)`` pair per stage, in order. ``options`` are the model options that select
+    #: the stage; ``init_sub`` names the submodule the stage copies from the previous stage's run
+    #: (``--init-from PREVIOUS:init_sub``; None for the first). ``deepgen compare`` trains every
+    #: stage with the same step budget and reports the last; empty: one stage.
+    training_stages: ClassVar[tuple[tuple[dict[str, Any], str | None], ...]] = ()
     #: What ``loss`` is measured in, for the axis of loss curves.
     loss_units: ClassVar[str] = "nats per dimension"
     #: Small options for the test harness (tests/models): every registered model is trained,

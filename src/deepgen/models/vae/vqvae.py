@@ -247,6 +247,7 @@ class VQVAE(GenerativeModel):
     SampleConfig = VQVAESampleConfig
     condition_option = "class_conditional"
     density_summary = "lower bound: log p(x|z_q(x)) + log p(z_q(x)) (learned prior; uniform before stage prior)"
+    training_stages = (({"stage": "autoencoder"}, None), ({"stage": "prior"}, "autoencoder"))
     test_options = {
         "num_codes": 8,
         "code_dim": 4,
