@@ -199,8 +199,9 @@ class TopDownCell(nn.Module):
 class HVAE(LatentVariableModel):
     """Hierarchical VAE (VD-VAE style): a bottom-up encoder and a top-down stack of latent layers.
 
-    Public pieces: :meth:`encode` (posterior means of every layer), :meth:`decode_mean` (E[x|z]
-    from some or all layers), :meth:`layers` (per-layer prior/posterior parameters, KLs and
+    Public pieces: :meth:`posterior_means` (every layer's, as a list), :meth:`encode` /
+    :meth:`decode` (the same flattened into one latent vector, for interpolation and traversal),
+    :meth:`decode_mean` (E[x|z] from some or all layers), :meth:`layers` (per-layer prior/posterior parameters, KLs and
     log-ratios of one posterior pass), and the ``skipped_updates`` buffer (updates skipped by
     gradient-norm skipping, kept in checkpoints).
     """
