@@ -15,6 +15,7 @@ from deepgen.nn.made import MADENetwork
 from deepgen.nn.masked import MaskedConv2d, MaskedLinear, made_degrees, made_masks, pixelcnn_mask
 from deepgen.nn.mlp import MLP, activation
 from deepgen.nn.transformer import CausalTransformer, KVCache
+from deepgen.nn.unet import UNet, UNetConfig, diffusers_equivalent, load_diffusers_weights, timestep_embedding
 
 __all__ = [
     "MLP",
@@ -31,11 +32,16 @@ __all__ = [
     "MADENetwork",
     "MaskedConv2d",
     "MaskedLinear",
+    "UNet",
+    "UNetConfig",
     "activation",
     "arch_for",
+    "diffusers_equivalent",
     "downsample_sizes",
     "likelihood_head",
+    "load_diffusers_weights",
     "made_degrees",
     "made_masks",
     "pixelcnn_mask",
+    "timestep_embedding",
 ]
