@@ -7,6 +7,12 @@
 - ODEs (:mod:`deepgen.samplers.ode`, :mod:`deepgen.samplers.divergence`): :func:`odeint`
   (Euler, Heun, RK4, adaptive RK45), :func:`odeint_log_density` (continuous change of variables)
   with :func:`exact_divergence` or :func:`hutchinson_divergence`.
+- Diffusion (:mod:`deepgen.samplers.diffusion`): :func:`ddpm_sample` (ancestral, respaced),
+  :func:`ddim_sample`, :func:`heun_sample` (EDM), :func:`dpm_solver_pp_sample` (DPM-Solver++(2M)) for
+  ``eps_fn(x_t, t)`` on a :class:`deepgen.diffusion.DiffusionSchedule`; :func:`sde_sample`
+  (predictor-corrector), :func:`probability_flow_sample` and :func:`probability_flow_log_likelihood`
+  for ``score_fn(x, t)`` on an SDE; adapters :func:`eps_from_x0_fn`, :func:`eps_from_v_fn`,
+  :func:`score_from_eps`; :func:`sampling_timesteps`.
 
 Conventions: ``log_prob(x) -> (B,)``; ``score(x)`` or ``score(x, sigma)`` returns the shape of ``x``;
 every sampler takes ``generator`` for all its randomness, works on any shape (B, ...) on the device
@@ -14,6 +20,19 @@ of its input, works under ``torch.no_grad()`` and returns detached tensors (the 
 differentiable when autograd is enabled).
 """
 
+from deepgen.samplers.diffusion import (
+    ddim_sample,
+    ddpm_sample,
+    dpm_solver_pp_sample,
+    eps_from_v_fn,
+    eps_from_x0_fn,
+    heun_sample,
+    probability_flow_log_likelihood,
+    probability_flow_sample,
+    sampling_timesteps,
+    score_from_eps,
+    sde_sample,
+)
 from deepgen.samplers.divergence import exact_divergence, hutchinson_divergence, sample_probes
 from deepgen.samplers.langevin import annealed_langevin, langevin, score_from_log_prob
 from deepgen.samplers.mcmc import (
@@ -31,8 +50,14 @@ __all__ = [
     "Kernel",
     "MCMCResult",
     "annealed_langevin",
+    "ddim_sample",
+    "ddpm_sample",
+    "dpm_solver_pp_sample",
+    "eps_from_v_fn",
+    "eps_from_x0_fn",
     "exact_divergence",
     "gibbs",
+    "heun_sample",
     "hutchinson_divergence",
     "langevin",
     "mala",
@@ -41,6 +66,11 @@ __all__ = [
     "metropolis_flip_kernel",
     "odeint",
     "odeint_log_density",
+    "probability_flow_log_likelihood",
+    "probability_flow_sample",
     "sample_probes",
+    "sampling_timesteps",
+    "score_from_eps",
     "score_from_log_prob",
+    "sde_sample",
 ]
