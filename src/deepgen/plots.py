@@ -152,6 +152,8 @@ def density_grid(model, bounds, n: int = 150) -> tuple[np.ndarray, str] | None:
     from deepgen.errors import NoDensityError
 
     x0, x1, y0, y1 = bounds
+    n = min(n, model.density_grid_max)
+    method = model.density_plot_method
     xs, ys = torch.linspace(x0, x1, n), torch.linspace(y0, y1, n)
     gx, gy = torch.meshgrid(xs, ys, indexing="xy")
     pts = torch.stack([gx.reshape(-1), gy.reshape(-1)], 1)
@@ -162,7 +164,8 @@ def density_grid(model, bounds, n: int = 150) -> tuple[np.ndarray, str] | None:
         k = default_k(model, None)  # latent-variable models: an importance-sampled estimate, not a noisy ELBO
         k = None if k is None else min(k, 32)
         step = 4096 if k is None else 512
-        vals = [model.log_likelihood(pts[i : i + step].to(dev), k=k) for i in range(0, len(pts), step)]
+        kw = {"method": method} if method else {}
+        vals = [model.log_likelihood(pts[i : i + step].to(dev), k=k, **kw) for i in range(0, len(pts), step)]
     except NoDensityError:
         return None
     lp = torch.cat([v.values for v in vals]).cpu().double()

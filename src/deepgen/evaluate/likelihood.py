@@ -142,7 +142,7 @@ def nll_metrics(
         return {"nll": na("NLL (nats)", reason), "bpd": na("bits/dim", reason)}
     k = default_k(model, k, full=full)
     n_all = len(split)
-    if not full and k and k > 1 and model.eval_examples and model.eval_examples < n_all:
+    if not full and model.eval_examples and model.eval_examples < n_all and (k is None or k > 1):
         split = subset(split, model.eval_examples)
     ll = log_likelihoods(model, split.x, y=split.y, k=k, method=method, progress=progress)
     s = summarize(ll, info)

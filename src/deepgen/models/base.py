@@ -179,9 +179,15 @@ class GenerativeModel(nn.Module):
     eval_k: ClassVar[int | None] = None
     eval_k_full: ClassVar[int | None] = None
     eval_samples: ClassVar[int | None] = None
-    #: Test examples a Monte Carlo likelihood (``eval_k`` > 1) is computed on by default (a seeded
-    #: random subset; None: all); ``--full`` always uses all of them.
+    #: Test examples an expensive likelihood is computed on by default (a seeded random subset; None:
+    #: all): a Monte Carlo one (``eval_k`` > 1), or a default number that is costly by itself (a
+    #: diffusion model's bound over T terms); an explicit ``k = 1`` and ``--full`` use all of them.
     eval_examples: ClassVar[int | None] = None
+    #: 2-D density maps (``plots.density_grid``): the largest grid side, and the likelihood method
+    #: to draw (None: the default number). Models whose density costs many network evaluations per
+    #: point (diffusion: T bound terms or an ODE solve) use a coarser grid.
+    density_grid_max: ClassVar[int] = 200
+    density_plot_method: ClassVar[str | None] = None
     #: Models trained in several runs (VQ-VAE: its autoencoder, then a prior over its codes): one
     #: ``(options, init_sub)`` pair per stage, in order. ``options`` are the model options that select
     #: the stage; ``init_sub`` names the submodule the stage copies from the previous stage's run
