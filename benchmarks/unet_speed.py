@@ -30,7 +30,7 @@ collector off inside it; blocks alternate A B A B ... ``--reps`` times, so a mac
 slows both. ``deepgen_ms`` / ``diffusers_ms`` are median milliseconds per training step or per sampling
 run; ``ratio`` is ``median(A) / median(B)``; ``pair_ratio_median`` is the median of the per-rep ratios
 ``A_i / B_i`` (both sides of a pair saw the same load), with its quartiles. Below 1 deepgen is faster;
-the target is <= 1 (at least as fast as diffusers). Only the ratios travel between machines.
+the bar is <= 0.8 (issue 11: deepgen at most 0.8x diffusers' time). Only the ratios travel between machines.
 
     python benchmarks/unet_speed.py [--reps 10] [--warmup 2] [--threads 1] [--attention both] \\
         [--out benchmarks/results/unet_speed.json]
@@ -61,7 +61,7 @@ from _common import RESULTS, write_result  # noqa: E402
 from deepgen.nn.unet import UNet, diffusers_equivalent, load_diffusers_weights  # noqa: E402
 
 CONFIGS = {"attention": True, "no-attention": False}
-TARGET = 1.0  # deepgen at least as fast as diffusers
+TARGET = 0.8  # issue 11's bar: deepgen's time <= 0.8x diffusers'
 
 
 def build(attention: bool, seed: int) -> tuple[UNet, UNet2DModel, dict]:
