@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -55,3 +59,41 @@ def write_result(name: str, settings: dict, results, out: str | Path | None = No
     }
     path.write_text(json.dumps(record, indent=2) + "\n")
     return path
+
+
+def timed(fn: Callable[[], object]) -> float:
+    """Seconds of one call of ``fn``, with the garbage collector off during it."""
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+    finally:
+        gc.enable()
+
+
+def race(
+    a: Callable[[], object], b: Callable[[], object], reps: int, warmup: int, per_block: int, peer: str = "peer"
+) -> dict:
+    """Alternate blocks A (deepgen) B (``peer``) A B ...: medians in ms per step (a block holds
+    ``per_block`` steps), their ratio, and the median and quartiles of the per-pair ratios (both sides
+    of a pair saw the same machine load)."""
+    for _ in range(warmup):
+        a()
+        b()
+    gc.collect()
+    ta, tb = [], []
+    for _ in range(reps):
+        ta.append(timed(a) / per_block * 1e3)
+        tb.append(timed(b) / per_block * 1e3)
+    ratios = [x / y for x, y in zip(ta, tb)]
+    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+    return {
+        "deepgen_ms": statistics.median(ta),
+        f"{peer}_ms": statistics.median(tb),
+        "ratio": statistics.median(ta) / statistics.median(tb),
+        "pair_ratio_median": statistics.median(ratios),
+        "pair_ratio_q1_q3": [quartiles[0], quartiles[2]],
+        "deepgen_ms_all": ta,
+        f"{peer}_ms_all": tb,
+    }

@@ -60,12 +60,10 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import gc
 import io
 import math
 import os
 import pstats
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -78,7 +76,7 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile, record_function
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import write_result  # noqa: E402
+from _common import race, write_result  # noqa: E402
 from deepgen.bijectors import (  # noqa: E402
     AffineCoupling,
     Compose,
@@ -221,40 +219,6 @@ def sample_steps(c: Contender, n: int, steps: int) -> None:
     with torch.no_grad():
         for _ in range(steps):
             c.sample(n)
-
-
-def timed(fn: Callable[[], object]) -> float:
-    """Seconds of one call of ``fn``, with the garbage collector off during it."""
-    gc.disable()
-    try:
-        t0 = time.perf_counter()
-        fn()
-        return time.perf_counter() - t0
-    finally:
-        gc.enable()
-
-
-def race(a: Callable[[], object], b: Callable[[], object], reps: int, warmup: int, steps: int) -> dict:
-    """Alternate blocks A B A B ...; per-step medians (ms), their ratio, and the per-pair ratios."""
-    for _ in range(warmup):
-        a()
-        b()
-    gc.collect()
-    ta, tb = [], []
-    for _ in range(reps):
-        ta.append(timed(a) / steps * 1e3)
-        tb.append(timed(b) / steps * 1e3)
-    ratios = [x / y for x, y in zip(ta, tb)]
-    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
-    return {
-        "deepgen_ms": statistics.median(ta),
-        "peer_ms": statistics.median(tb),
-        "ratio": statistics.median(ta) / statistics.median(tb),
-        "pair_ratio_median": statistics.median(ratios),
-        "pair_ratio_q1_q3": [quartiles[0], quartiles[2]],
-        "deepgen_ms_all": ta,
-        "peer_ms_all": tb,
-    }
 
 
 def run_pair(pair: str, args, x: torch.Tensor) -> dict:

@@ -44,11 +44,8 @@ commit, date, machine, torch and diffusers versions and the settings. ``--quick`
 from __future__ import annotations
 
 import argparse
-import gc
 import os
-import statistics
 import sys
-import time
 from collections.abc import Callable
 
 import diffusers
@@ -57,7 +54,7 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler, UNet2DModel
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import RESULTS, write_result  # noqa: E402
+from _common import RESULTS, race, write_result  # noqa: E402
 from deepgen.nn.unet import UNet, diffusers_equivalent, load_diffusers_weights  # noqa: E402
 
 CONFIGS = {"attention": True, "no-attention": False}
@@ -115,43 +112,6 @@ def sample_fn(forward: Callable, n: int, steps: int, seed: int) -> Callable[[], 
     return run
 
 
-def timed(fn: Callable[[], object]) -> float:
-    """Seconds of one call of ``fn``, with the garbage collector off during it."""
-    gc.disable()
-    try:
-        t0 = time.perf_counter()
-        fn()
-        return time.perf_counter() - t0
-    finally:
-        gc.enable()
-
-
-def race(a: Callable[[], object], b: Callable[[], object], reps: int, warmup: int, per_block: int) -> dict:
-    """Alternate blocks A B A B ...; medians (ms per step or run), their ratio, and the per-pair ratios."""
-    for _ in range(warmup):
-        a()
-        b()
-    gc.collect()
-    ta, tb = [], []
-    for _ in range(reps):
-        ta.append(timed(a) / per_block * 1e3)
-        tb.append(timed(b) / per_block * 1e3)
-    ratios = [x / y for x, y in zip(ta, tb)]
-    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
-    pair = statistics.median(ratios)
-    return {
-        "deepgen_ms": statistics.median(ta),
-        "diffusers_ms": statistics.median(tb),
-        "ratio": statistics.median(ta) / statistics.median(tb),
-        "pair_ratio_median": pair,
-        "pair_ratio_q1_q3": [quartiles[0], quartiles[2]],
-        "target": TARGET,
-        "meets_target": pair <= TARGET,
-        "deepgen_ms_all": ta,
-        "diffusers_ms_all": tb,
-    }
-
-
 def run_config(name: str, args) -> dict:
     ours, theirs, result = build(CONFIGS[name], args.seed)
     result["config"] = name
@@ -182,7 +142,8 @@ def run_config(name: str, args) -> dict:
         ),
     }
     for kind, (a, b, per_block) in contests.items():
-        r = race(a, b, args.reps, args.warmup, per_block)
+        r = race(a, b, args.reps, args.warmup, per_block, peer="diffusers")
+        r["target"], r["meets_target"] = TARGET, r["pair_ratio_median"] <= TARGET
         result[kind] = r
         unit = "ms/step" if kind == "train" else f"ms/{args.ddim_steps}-step run"
         print(

@@ -254,6 +254,18 @@ class DiffusionModel(GenerativeModel):
         method = f"probability-flow ODE (rk45, tol {tol:g}, t={eps:.3g}), {div}{extra}"
         return LogLikelihood((log_p + log_w).to(x.dtype), self.ode_kind, method)
 
+    def held_out_numbers(self, x: torch.Tensor, y: torch.Tensor | None, nll_fn) -> dict[str, float]:
+        """The trainer's validation dict for a batch: the training loss ``mse``, then ``nll_fn()``, the
+        mean NLL estimate (nats, model scale), as ``nll`` (+ ``bpd`` on discrete data; continuous data
+        get the standardisation's log-scale added back, as every model's validation number does)."""
+        out = {"mse": self.loss(x, y)["mse"].item()}
+        nll = nll_fn()
+        if self.info.is_discrete:
+            from deepgen.metrics.likelihood import bits_per_dim
+
+            return {**out, "nll": nll, "bpd": bits_per_dim(nll, self.info.dim)}
+        return {**out, "nll": nll + self.info.log_scale}
+
     def prepare_edit(self, x: torch.Tensor, strength, y, options):
         """Shared checks of :meth:`edit`: ``(strength, labels, parsed options)``."""
         opts = self.sample_options(**options)

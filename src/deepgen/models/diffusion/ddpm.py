@@ -309,13 +309,7 @@ class DDPM(DiffusionModel):
         """The trainer's held-out numbers: the training loss (``mse``) and the bound estimated from
         ``eval_timesteps`` strata (unbiased; all T terms would cost T network evaluations per example)."""
         y = y if self.conditional else None
-        out = {"mse": self.loss(x, y)["mse"].item()}
-        nll = self.bound(x, y, self.eval_timesteps).double().mean().item()
-        if self.info.is_discrete:
-            from deepgen.metrics.likelihood import bits_per_dim
-
-            return {**out, "nll": nll, "bpd": bits_per_dim(nll, self.info.dim)}
-        return {**out, "nll": nll + self.info.log_scale}
+        return self.held_out_numbers(x, y, lambda: self.bound(x, y, self.eval_timesteps).double().mean().item())
 
     # -- sampling -----------------------------------------------------------------------------------
     @classmethod

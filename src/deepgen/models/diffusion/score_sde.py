@@ -207,14 +207,9 @@ class ScoreSDE(DiffusionModel):
         its first ``eval_batch_examples`` examples (an unbiased subsample: the ODE costs hundreds of
         network evaluations per example, 2 minutes for 143 digits with the default UNet on 2 cores)."""
         y = y if self.conditional else None
-        out = {"mse": self.loss(x, y)["mse"].item()}
         n = min(len(x), self.eval_batch_examples)
-        nll = -self.log_likelihood(x[:n], y=None if y is None else y[:n]).values.double().mean().item()
-        if self.info.is_discrete:
-            from deepgen.metrics.likelihood import bits_per_dim
-
-            return {**out, "nll": nll, "bpd": bits_per_dim(nll, self.info.dim)}
-        return {**out, "nll": nll + self.info.log_scale}
+        yn = None if y is None else y[:n]
+        return self.held_out_numbers(x, y, lambda: -self.log_likelihood(x[:n], y=yn).values.double().mean().item())
 
     # -- sampling -------------------------------------------------------------------------------------
     @classmethod
