@@ -20,7 +20,8 @@ venv: $(STAMP)
 
 ## demo: train and compare the models that exist on the bundled 8x8 digits (< 5 min on 2 cores)
 demo: $(STAMP)
-	$(BIN)/deepgen compare --data digits --models independent,vae,gan,made,maf --steps 1500 --out runs/demo --overwrite
+	$(BIN)/deepgen compare --data digits --models independent,vae,gan,made,maf,ddpm --steps 1500 --out runs/demo --overwrite \
+	  -o ddpm.timesteps=100 -o ddpm.channels=16,32 -o ddpm.layers_per_block=1 -s ddpm.sampler=ddim -s ddpm.steps=20
 
 ## test: the whole test suite (a few minutes on 2 cores)
 test: $(STAMP)
