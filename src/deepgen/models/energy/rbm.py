@@ -91,7 +91,9 @@ def unit_sample(kind: str, x: torch.Tensor, generator=None) -> torch.Tensor:
     """u ~ p(u | field x)."""
     if kind == "gaussian":
         return x + torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-    u = torch.bernoulli(torch.sigmoid(2 * x if kind == "spin" else x), generator=generator)
+    prob = torch.sigmoid(2 * x if kind == "spin" else x)
+    # uniform < p: the same Bernoulli draw, about 3x faster than torch.bernoulli on CPU (140 vs 46 us, 100 x 64)
+    u = (torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device) < prob).to(x.dtype)
     return 2 * u - 1 if kind == "spin" else u
 
 
@@ -99,6 +101,30 @@ def all_states(kind: str, n: int, dtype=torch.float32, device=None) -> torch.Ten
     """The 2^n configurations of n binary units (rows)."""
     states = torch.tensor(list(itertools.product((0.0, 1.0), repeat=n)), dtype=dtype, device=device)
     return 2 * states - 1 if kind == "spin" else states
+
+
+class MomentumSGD(torch.optim.Optimizer):
+    """SGD with (heavy-ball) momentum, as ``torch.optim.SGD(momentum=m)`` computes it, in two foreach
+    calls: ``buf = m buf + g; p -= lr buf``. torch's SGD spent about 0.3 ms of Python per update, more
+    than the RBM's arithmetic at batch 10-100."""
+
+    def __init__(self, params, lr: float, momentum: float = 0.0):
+        super().__init__(params, {"lr": lr, "momentum": momentum})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            grads = [p.grad for p in params]
+            if group["momentum"]:
+                for p in params:
+                    if "momentum_buffer" not in self.state[p]:
+                        self.state[p]["momentum_buffer"] = torch.zeros_like(p)
+                bufs = [self.state[p]["momentum_buffer"] for p in params]
+                torch._foreach_mul_(bufs, group["momentum"])
+                torch._foreach_add_(bufs, grads)
+                grads = bufs
+            torch._foreach_add_(params, grads, alpha=-group["lr"])
 
 
 @dataclass(frozen=True)
@@ -213,11 +239,7 @@ class RBM(GenerativeModel):
 
     def free_energy(self, v: torch.Tensor) -> torch.Tensor:
         """F(v) (B,) for visible states v (B, D): the hidden units summed out."""
-        return -(
-            self_term(self.visible, v)
-            + v @ self.b
-            + log_partition(self.config.hidden_units, v @ self.W + self.c).sum(1)
-        )
+        return self.free_energy_from_field(v, self.hidden_field(v))
 
     def hidden_free_energy(self, h: torch.Tensor) -> torch.Tensor:
         """G(h) (B,) for hidden states h (B, p): the visible units summed out."""
@@ -230,19 +252,23 @@ class RBM(GenerativeModel):
         return -(self_term(self.visible, v) + v @ self.b + self_term(hu, h) + h @ self.c + ((v @ self.W) * h).sum(1))
 
     def hidden_field(self, v: torch.Tensor) -> torch.Tensor:
-        return v @ self.W + self.c
+        """c + W^T v for each row v (B, p)."""
+        return torch.addmm(self.c, v, self.W)
 
     def visible_field(self, h: torch.Tensor) -> torch.Tensor:
-        return h @ self.W.T + self.b
+        """b + W h for each row h (B, D)."""
+        return torch.addmm(self.b, h, self.W.T)
 
-    # -- training -----------------------------------------------------------------------------------
+    def free_energy_from_field(self, v: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
+        """F(v) given its hidden field ``c + W^T v`` (saves the matrix product when it is at hand)."""
+        return -(self_term(self.visible, v) + v @ self.b + log_partition(self.config.hidden_units, field).sum(1))
+
     def configure_optimizers(self, cfg):
-        """SGD with momentum; weight decay on W only (Hinton's guide: biases are not decayed)."""
-        groups = [
-            {"params": [self.W], "weight_decay": cfg.weight_decay},
-            {"params": [self.b, self.c], "weight_decay": 0.0},
-        ]
-        return {"main": torch.optim.SGD(groups, lr=cfg.lr, momentum=self.config.momentum)}
+        """SGD with momentum. Weight decay (Hinton's guide: on W only, not the biases) is added to W's
+        gradient in :meth:`train_step`, so the optimiser has one parameter group (SGD's per-group work
+        was most of an update's time on 8x8 digits)."""
+        self._weight_decay = cfg.weight_decay
+        return {"main": MomentumSGD(self.parameters(), lr=cfg.lr, momentum=self.config.momentum)}
 
     @torch.no_grad()
     def initialize(self, x: torch.Tensor) -> None:
@@ -260,42 +286,55 @@ class RBM(GenerativeModel):
             idx = torch.arange(len(self.chains), device=v.device) % len(v)
             self.chains.copy_(v[idx])
 
-    def gibbs(self, v: torch.Tensor, k: int, beta: float = 1.0, generator=None) -> torch.Tensor:
-        """k block-Gibbs steps v -> h -> v at inverse temperature ``beta`` of the AIS path (1: the model)."""
+    def gibbs(self, v: torch.Tensor, k: int, beta: float = 1.0, generator=None, field=None) -> torch.Tensor:
+        """k block-Gibbs steps v -> h -> v at inverse temperature ``beta`` of the AIS path (1: the model).
+        ``field``: v's hidden field when already computed (beta = 1)."""
         hu = self.config.hidden_units
-        for _ in range(k):
-            h = unit_sample(hu, beta * self.hidden_field(v), generator)
-            field = self.visible_field(h)
+        for i in range(k):
+            hf = field if i == 0 and field is not None else self.hidden_field(v)
+            h = unit_sample(hu, hf if beta == 1.0 else beta * hf, generator)
+            vf = self.visible_field(h)
             if beta != 1.0:
-                field = beta * field + (1 - beta) * self.base_bias
-            v = unit_sample(self.visible, field, generator)
+                vf = beta * vf + (1 - beta) * self.base_bias
+            v = unit_sample(self.visible, vf, generator)
         return v
 
-    def gradients(self, v0: torch.Tensor, vk: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The CD estimate of -d log p / d(W, b, c): -(E_data - E_negatives), data means over B."""
+    def gradients(self, v0, vk, h0=None, hk=None) -> dict[str, torch.Tensor]:
+        """The CD estimate of -d log p / d(W, b, c): -(E_data - E_negatives), means over each batch.
+        ``h0``, ``hk``: the hidden units' conditional means, when already computed."""
         hu = self.config.hidden_units
-        h0, hk = unit_mean(hu, self.hidden_field(v0)), unit_mean(hu, self.hidden_field(vk))
+        h0 = unit_mean(hu, self.hidden_field(v0)) if h0 is None else h0
+        hk = unit_mean(hu, self.hidden_field(vk)) if hk is None else hk
         n, m = len(v0), len(vk)
         return {
-            "W": -(v0.T @ h0 / n - vk.T @ hk / m),
-            "b": -(v0.mean(0) - vk.mean(0)),
-            "c": -(h0.mean(0) - hk.mean(0)),
+            "W": torch.addmm(v0.T @ h0, vk.T, hk, beta=-1.0 / n, alpha=1.0 / m),
+            "b": vk.mean(0) - v0.mean(0),
+            "c": hk.mean(0) - h0.mean(0),
         }
 
     def train_step(self, x, y, ctx):
-        cfg = self.config
+        """One CD-k (or PCD-k) update; logs the reconstruction error and the free-energy gap
+        F(data) - F(negatives) (near 0 while the chains track the model; large when they lag)."""
+        cfg, hu = self.config, self.config.hidden_units
         with torch.no_grad():
             v0 = self.to_units(x)
-            start = self.chains if cfg.persistent else v0
-            vk = self.gibbs(start, cfg.k)
+            f0 = self.hidden_field(v0)
+            h0 = unit_mean(hu, f0)
             if cfg.persistent:
+                vk = self.gibbs(self.chains, cfg.k)
                 self.chains.copy_(vk)
-            for name, g in self.gradients(v0, vk).items():  # summed over micro-batches (grad_accum)
+            else:
+                vk = self.gibbs(v0, cfg.k, field=f0)
+            fk = self.hidden_field(vk)
+            grads = self.gradients(v0, vk, h0, unit_mean(hu, fk))
+            if getattr(self, "_weight_decay", 0.0):
+                grads["W"].add_(self.W, alpha=self._weight_decay)
+            for name, g in grads.items():  # summed over micro-batches (grad_accum)
                 p = getattr(self, name)
-                g = g / ctx.grad_accum
+                g = g / ctx.grad_accum if ctx.grad_accum > 1 else g
                 p.grad = g if ctx.micro_batch == 0 or p.grad is None else p.grad + g
-            rec = unit_mean(self.visible, self.visible_field(unit_mean(cfg.hidden_units, self.hidden_field(v0))))
-            gap = self.free_energy(v0).mean() - self.free_energy(vk).mean()
+            rec = unit_mean(self.visible, self.visible_field(h0))
+            gap = self.free_energy_from_field(v0, f0).mean() - self.free_energy_from_field(vk, fk).mean()
         if ctx.micro_batch == ctx.grad_accum - 1:
             ctx.apply_gradients("main")
         return {"loss": (v0 - rec).pow(2).mean(), "free_energy_gap": gap}
