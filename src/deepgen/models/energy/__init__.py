@@ -1,5 +1,7 @@
-"""Energy-based models: restricted Boltzmann machines (CD-k, PCD, exact and AIS likelihoods)."""
+"""Energy-based models: restricted Boltzmann machines (CD-k, PCD, exact and AIS likelihoods) and a
+deep EBM trained with Langevin negatives from a replay buffer."""
 
+from deepgen.models.energy.ebm import EBM, EBMConfig
 from deepgen.models.energy.rbm import RBM, RBMConfig
 
-__all__ = ["RBM", "RBMConfig"]
+__all__ = ["EBM", "EBMConfig", "RBM", "RBMConfig"]
