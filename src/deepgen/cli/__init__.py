@@ -15,7 +15,19 @@ import sys
 from deepgen import __version__
 from deepgen.errors import DeepgenError
 
-COMMANDS = ("list", "train", "sample", "score", "eval", "compare", "generate", "latent", "train_features", "download")
+COMMANDS = (
+    "list",
+    "train",
+    "sample",
+    "score",
+    "eval",
+    "compare",
+    "generate",
+    "latent",
+    "cluster",
+    "train_features",
+    "download",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
