@@ -161,3 +161,29 @@ def test_contrastive_divergence_raises_the_exact_likelihood(binary_digits, tmp_p
     assert trained > base + 2, (trained, base)
     if persistent:
         assert m.chains.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    "hidden, hidden_units, visible", [(3, "bernoulli", "bernoulli"), (8, "bernoulli", "spin"), (2, "gaussian", "spin")]
+)
+def test_exact_gradients_match_autograd_through_the_enumerated_log_likelihood(hidden, hidden_units, visible):
+    m = _rbm(BITS, scale=0.8, hidden=hidden, hidden_units=hidden_units, visible=visible, seed=5)
+    x = _states("bernoulli", 5)[torch.tensor([1, 4, 9, 22, 31])]
+    v = m.to_units(x)
+    params = [m.W, m.b, m.c]
+    states = _states(m.enumerable_layer()[0] == "visible" and visible or hidden_units, m.enumerable_layer()[1])
+    energy = m.free_energy if m.enumerable_layer()[0] == "visible" else m.hidden_free_energy
+    nll = m.free_energy(v).mean() + torch.logsumexp(-energy(states), 0)
+    auto = torch.autograd.grad(nll, params)
+    with torch.no_grad():
+        h0 = torch.sigmoid(m.hidden_field(v)) if hidden_units == "bernoulli" else m.hidden_field(v)
+        exact = m.exact_gradients(v, h0)
+    for name, a in zip("Wbc", auto):
+        assert torch.allclose(exact[name], a, atol=1e-10), name
+
+
+def test_exact_gradient_training_needs_an_enumerable_layer():
+    with pytest.raises(ConfigError, match="exact_max_units"):
+        RBM(DataInfo("bits", (30,), levels=2), RBMConfig(hidden=30, gradient="exact"))
+    m = RBM(BITS, RBMConfig(hidden=4, gradient="exact"))
+    assert m.enumerable_layer() == ("hidden", 4)

@@ -137,6 +137,8 @@ class RBMConfig:
     hidden_units: bernoulli, spin or gaussian.
     k: Gibbs steps of the negative phase (CD-k, or PCD-k with ``persistent``).
     persistent: persistent contrastive divergence: negative chains carried over between updates.
+    gradient: cd (contrastive divergence, CD-k or PCD-k) or exact (the model expectation by
+        enumerating the smaller binary layer: O(2^n) per update, the lectures' baseline for CD).
     chains: number of persistent chains (PCD).
     momentum: SGD momentum (Hinton's guide: 0.5 early, 0.9 later).
     init_std: standard deviation of the initial weights.
@@ -150,6 +152,7 @@ class RBMConfig:
     hidden_units: Literal["bernoulli", "spin", "gaussian"] = "bernoulli"
     k: int = 1
     persistent: bool = False
+    gradient: Literal["cd", "exact"] = "cd"
     chains: int = 100
     momentum: float = 0.5
     init_std: float = 0.01
@@ -216,6 +219,11 @@ class RBM(GenerativeModel):
             )
         if vis == "gaussian" and info.levels is not None:
             raise DataError(f"rbm: Gaussian visible units model continuous data; {info.name} is discrete")
+        if cfg.gradient == "exact" and not self._enumerable(vis, info.dim):
+            raise ConfigError(
+                f"rbm: gradient=exact enumerates the smaller binary layer, which must have at most "
+                f"exact_max_units={cfg.exact_max_units} units (visible {info.dim}, hidden {cfg.hidden})"
+            )
         if vis == "gaussian" and cfg.hidden_units == "gaussian":
             raise ConfigError("rbm: Gaussian visible and Gaussian hidden units have no normalisable joint")
         self.visible = vis
@@ -312,6 +320,27 @@ class RBM(GenerativeModel):
             "c": hk.mean(0) - h0.mean(0),
         }
 
+    def model_statistics(self) -> dict[str, torch.Tensor]:
+        """E_model[v h^T], E[v], E[h] exactly, by enumerating the smaller binary layer (float64)."""
+        m = self.double_copy()
+        which, n = self.enumerable_layer()
+        kind = self.visible if which == "visible" else self.config.hidden_units
+        states = all_states(kind, n, torch.float64, self.W.device)
+        if which == "visible":
+            field = m.hidden_field(states)
+            p = torch.softmax(-m.free_energy_from_field(states, field), 0)
+            v, h = states, unit_mean(self.config.hidden_units, field)
+        else:
+            p = torch.softmax(-m.hidden_free_energy(states), 0)
+            v, h = unit_mean(self.visible, m.visible_field(states)), states
+        dt = self.W.dtype
+        return {"vh": ((v * p[:, None]).T @ h).to(dt), "v": (p @ v).to(dt), "h": (p @ h).to(dt)}
+
+    def exact_gradients(self, v0, h0) -> dict[str, torch.Tensor]:
+        """-d mean log p(v0) / d(W, b, c) with the model expectation enumerated (no sampling error)."""
+        s = self.model_statistics()
+        return {"W": s["vh"] - v0.T @ h0 / len(v0), "b": s["v"] - v0.mean(0), "c": s["h"] - h0.mean(0)}
+
     def train_step(self, x, y, ctx):
         """One CD-k (or PCD-k) update; logs the reconstruction error and the free-energy gap
         F(data) - F(negatives) (near 0 while the chains track the model; large when they lag)."""
@@ -320,13 +349,17 @@ class RBM(GenerativeModel):
             v0 = self.to_units(x)
             f0 = self.hidden_field(v0)
             h0 = unit_mean(hu, f0)
-            if cfg.persistent:
+            if cfg.gradient == "exact":
+                grads = self.exact_gradients(v0, h0)
+                vk = self.gibbs(v0, 1, field=f0)  # for the monitor only
+            elif cfg.persistent:
                 vk = self.gibbs(self.chains, cfg.k)
                 self.chains.copy_(vk)
             else:
                 vk = self.gibbs(v0, cfg.k, field=f0)
             fk = self.hidden_field(vk)
-            grads = self.gradients(v0, vk, h0, unit_mean(hu, fk))
+            if cfg.gradient == "cd":
+                grads = self.gradients(v0, vk, h0, unit_mean(hu, fk))
             if getattr(self, "_weight_decay", 0.0):
                 grads["W"].add_(self.W, alpha=self._weight_decay)
             for name, g in grads.items():  # summed over micro-batches (grad_accum)
@@ -340,11 +373,10 @@ class RBM(GenerativeModel):
         return {"loss": (v0 - rec).pow(2).mean(), "free_energy_gap": gap}
 
     # -- density ------------------------------------------------------------------------------------
-    def enumerable_layer(self) -> tuple[str, int] | None:
-        """("visible" | "hidden", units) of the smaller binary layer within ``exact_max_units``; None if neither."""
+    def _enumerable(self, visible: str, dim: int) -> tuple[str, int] | None:
         options = []
-        if self.visible != "gaussian":
-            options.append((self.info.dim, "visible"))
+        if visible != "gaussian":
+            options.append((dim, "visible"))
         if self.config.hidden_units != "gaussian":
             options.append((self.config.hidden, "hidden"))
         options = [o for o in options if o[0] <= self.config.exact_max_units]
@@ -352,6 +384,10 @@ class RBM(GenerativeModel):
             return None
         n, which = min(options)
         return which, n
+
+    def enumerable_layer(self) -> tuple[str, int] | None:
+        """("visible" | "hidden", units) of the smaller binary layer within ``exact_max_units``; None if neither."""
+        return self._enumerable(self.visible, self.info.dim)
 
     @property
     def density_kind(self) -> DensityKind:
