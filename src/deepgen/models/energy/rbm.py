@@ -202,6 +202,10 @@ class RBM(GenerativeModel):
     density_summary = "exact (log Z enumerated over <= 20 binary units); else estimate (AIS log Z)"
     train_defaults = {"lr": 0.1, "weight_decay": 1e-4}
     per_rank_buffers = ("chains",)
+    #: ``--full``: Salakhutdinov & Murray's 14,500 intermediate distributions (``--k N`` sets any number).
+    eval_k_full = 14_500
+    #: Samples for sample-quality metrics: each costs ``steps`` (1,000) Gibbs sweeps.
+    eval_samples = 1000
     loss_units = "squared error per dimension (reconstruction, a monitor)"
     test_options = {"hidden": 6, "k": 2, "ais_steps": 50, "ais_chains": 16}
     test_sample_options = {"steps": 5}
