@@ -25,11 +25,11 @@ rbm-mnist)  # static binarised MNIST, 500 hidden units, CD-K (RBM_K, default 1) 
     --out "$run" --overwrite
   $dg eval "$run" --full -q  # AIS with Salakhutdinov & Murray's 14,500 distributions, 100 chains
   ;;
-toys)  # the flows' protocol (docs 12.1); the EBM's NLL through AIS (method ais) on all 10,000 test points
+toys)  # 2-D toys, batch 256; the EBM's NLL through AIS (2,000 distributions) on all 10,000 test points
   for toy in ${TOYS:-moons 8gaussians checkerboard 2spirals}; do
-    $dg compare --data "$toy" --models ebm,ncsn,rbm --steps 5000 --batch-size 256 --threads 1 -q \
+    $dg compare --data "$toy" --models ebm,ncsn,rbm --steps "${TOY_STEPS:-5000}" --batch-size 256 --threads 1 -q \
       -o rbm.hidden=16 --out "$out/toys-$toy" --overwrite
-    $dg eval "$out/toys-$toy/runs/ebm" --method ais --full -q --out "$out/toys-$toy/ebm-ais.json"
+    $dg eval "$out/toys-$toy/runs/ebm" --method ais --k 2000 -q --out "$out/toys-$toy/ebm-ais.json"
   done
   ;;
 digits)
