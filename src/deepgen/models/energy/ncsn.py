@@ -96,7 +96,7 @@ class NCSN(DiffusionModel):
     SampleConfig = NCSNSampleConfig
     density_summary = "none (scores at L noise levels; score-sde -o sde=ve is its continuous-time version)"
     train_defaults = {"lr": 5e-4, "grad_clip": 1.0, "ema_decay": 0.999}
-    loss_units = "score matching loss per dimension (sigma^2-weighted)"
+    loss_units = "score matching loss per dimension"
     test_options = {"levels": 4, "channels": (8, 16), "layers_per_block": 1, "hidden": (32, 32)}
     test_sample_options = {"steps_per_level": 2}
     eval_examples = None

@@ -206,7 +206,7 @@ class RBM(GenerativeModel):
     eval_k_full = 14_500
     #: Samples for sample-quality metrics: each costs ``steps`` (1,000) Gibbs sweeps.
     eval_samples = 1000
-    loss_units = "squared error per dimension (reconstruction, a monitor)"
+    loss_units = "reconstruction error per dimension"
     test_options = {"hidden": 6, "k": 2, "ais_steps": 50, "ais_chains": 16}
     test_sample_options = {"steps": 5}
 
