@@ -39,6 +39,7 @@ import torch
 from deepgen.errors import ConfigError, DataError
 from deepgen.metrics.likelihood import ais_log_partition
 from deepgen.models.base import DensityKind, GenerativeModel, LogLikelihood, adam
+from deepgen.models.energy.rbm import version_key
 from deepgen.nn import MLP, ConvEncoder, arch_for
 from deepgen.registry import register
 from deepgen.samplers import langevin, mala_kernel
@@ -249,7 +250,7 @@ class EBM(GenerativeModel):
         return DensityKind.UNNORMALISED
 
     def _key(self) -> tuple:
-        return tuple((p.data_ptr(), p._version) for p in self.parameters())
+        return version_key(self.parameters())
 
     def check_ais(self) -> None:
         if self.info.dim > self.config.ais_max_dim:

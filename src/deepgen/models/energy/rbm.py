@@ -63,6 +63,12 @@ LOG_2PI = math.log(2 * math.pi)
 UNITS = ("bernoulli", "spin", "gaussian")
 
 
+def version_key(tensors) -> tuple:
+    """Changes whenever one of ``tensors`` is modified in place (optimiser steps, loading): the key
+    under which a model caches its log Z (RBM, EBM) so it is recomputed only for new weights."""
+    return tuple((t.data_ptr(), t._version) for t in tensors)
+
+
 # -- unit types ---------------------------------------------------------------------------------------
 def self_term(kind: str, u: torch.Tensor) -> torch.Tensor:
     """sum of s(u) over the last dimension: 0 for binary units, -u^2 / 2 for Gaussian ones."""
@@ -398,8 +404,7 @@ class RBM(GenerativeModel):
         return DensityKind.EXACT if self.enumerable_layer() else DensityKind.ESTIMATE
 
     def _key(self) -> tuple:
-        """Changes whenever a parameter is modified in place (optimiser steps, loading)."""
-        return tuple((p.data_ptr(), p._version) for p in (self.W, self.b, self.c, self.base_bias))
+        return version_key((self.W, self.b, self.c, self.base_bias))
 
     @torch.no_grad()
     def exact_log_partition(self, chunk: int = 1 << 14) -> float:
