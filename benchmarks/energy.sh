@@ -18,11 +18,12 @@ rbm-complexity)  # exact gradient O(2^N) against CD-k O(kBNp), measured
   $py benchmarks/rbm_complexity.py --out-png docs/images/rbm_complexity.png
   ;;
 rbm-mnist)  # static binarised MNIST, 500 hidden units, CD-K (RBM_K, default 1) for RBM_STEPS updates of batch 100
+  # RBM_ARGS: more `deepgen train` options (CD-25 uses "--lr-schedule cosine")
   k=${RBM_K:-1}
   run="$out/rbm-cd$k-mnist"
   $dg train rbm --data binarized-mnist --data-dir "$data" --threads 1 --no-progress --steps "${RBM_STEPS:-25000}" \
     --batch-size 100 --lr 0.05 --weight-decay 2e-4 --eval-every 5000 -o hidden=500 -o k="$k" -o momentum=0.5 \
-    --out "$run" --overwrite
+    ${RBM_ARGS:-} --out "$run" --overwrite
   $dg eval "$run" --full -q  # AIS with Salakhutdinov & Murray's 14,500 distributions, 100 chains
   ;;
 toys)  # 2-D toys, batch 256; the EBM's NLL through AIS (2,000 distributions) on all 10,000 test points

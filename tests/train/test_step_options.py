@@ -180,7 +180,13 @@ def test_device_side_metrics_match_host_metrics(moons, tmp_path):
             assert a[k] == pytest.approx(b[k], rel=1e-6)
 
 
-def test_training_reads_stored_codes_and_decodes_per_batch(tmp_path):
+@pytest.mark.parametrize("decode_once_bytes", [0, 64 << 20])
+def test_training_reads_stored_codes_and_decodes_per_batch(tmp_path, monkeypatch, decode_once_bytes):
+    """Stored codes are decoded per batch, or all at once when the decoded rows are small: the same
+    updates either way as training on float32 rows."""
+    import deepgen.train.batches as batches
+
+    monkeypatch.setattr(batches, "DECODE_ONCE_BYTES", decode_once_bytes)
     digits = load_dataset(DataSpec("digits"))
     train = digits.train
     assert train.storage.dtype == torch.uint8
@@ -188,7 +194,7 @@ def test_training_reads_stored_codes_and_decodes_per_batch(tmp_path):
     decode = train.decode
 
     def spy(t):
-        assert t.dtype == torch.uint8 and len(t) <= 32  # decoded per batch, never all at once
+        assert t.dtype == torch.uint8
         calls.append(len(t))
         return decode(t)
 
@@ -202,7 +208,10 @@ def test_training_reads_stored_codes_and_decodes_per_batch(tmp_path):
         b = DigitsNet(ds.info)
         plain = Dataset(digits.info, Split(train.x, train.y), digits.val, digits.test)  # float32 rows
         Trainer(b, plain, cfg(steps=3), tmp_path / "plain", plots=False, quiet=True).fit()
-    assert calls == [32] * 4  # the initialisation batch, then one per step
+    if decode_once_bytes:  # every row once, before the initialisation batch
+        assert calls == [len(train)]
+    else:  # the initialisation batch, then one per step
+        assert calls == [32] * 4
     for p, q in zip(a.parameters(), b.parameters()):
         assert torch.equal(p, q)
 

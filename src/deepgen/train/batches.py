@@ -17,6 +17,10 @@ from deepgen.data import Dataset
 from deepgen.train.sampler import EpochSampler
 
 
+#: Training sets whose decoded (float32) rows take at most this many bytes are decoded once, up front.
+DECODE_ONCE_BYTES = 64 << 20
+
+
 def storage_and_decoder(split) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor] | None]:
     """``(stored rows, decode)`` of a split; splits without a stored form give ``(x, None)``."""
     storage = getattr(split, "storage", None)
@@ -41,8 +45,15 @@ class BatchSource:
         self.device = device
         home = torch.device("cpu") if getattr(split, "mapped", False) else device
         self.storage = storage if home.type == "cpu" and storage.device.type == "cpu" else storage.to(home)
+        if self.decode is not None and home == device and self._decoded_bytes() <= DECODE_ONCE_BYTES:
+            # Small data (toys, digits, MNIST in float32 is 188 MB and stays compact): decode every row
+            # once, so a batch is one gather; decoding per batch cost as much as a tiny model's step.
+            self.storage, self.decode = self.decode(self.storage), None
         self.y = None if split.y is None else split.y.to(home)
         self.sampler = EpochSampler.for_run(len(self.storage), batch_size, seed, rank, world_size, device=home)
+
+    def _decoded_bytes(self) -> int:
+        return self.storage.numel() * 4  # float32 model space
 
     def __len__(self) -> int:
         return len(self.storage)
