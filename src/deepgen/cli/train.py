@@ -151,16 +151,18 @@ def run(args) -> int:
     else:
         options = model_options(file_cfg, args.option)
         spec = data_spec(args, file_cfg.get("data"))
+        tdict = None
+    # the run stores its data spec: a user file's absolute path lets eval/score/sample run from any folder
+    spec = resolve_user_path(spec)
+    data = load_dataset(spec)
+    if tdict is None:
         tdict = {
             **to_dict(TrainConfig()),
-            **cls.train_defaults,
+            **cls.train_defaults_for(data.info, options),
             **file_cfg.get("train", {}),
             **train_overrides(args),
         }
     tcfg = from_dict(TrainConfig, tdict)
-    # the run stores its data spec: a user file's absolute path lets eval/score/sample run from any folder
-    spec = resolve_user_path(spec)
-    data = load_dataset(spec)
     model = build_model(args.model, data.info, options, seed=tcfg.seed)
     main = os.environ.get("RANK", "0") == "0"
     callbacks = run_plots_callbacks(sample_every=args.sample_every or 0)

@@ -107,7 +107,7 @@ def run_compare(
         model = build_model(name, ds.info, {**opts, **stages[0][0]}, seed=seed)
         tdict = {
             **to_dict(TrainConfig()),
-            **model.train_defaults,
+            **model.train_defaults_for(ds.info, {**opts, **stages[0][0]}),
             "steps": steps,
             "batch_size": batch_size,
             "seed": seed,

@@ -151,6 +151,12 @@ class GenerativeModel(nn.Module):
     density_summary: ClassVar[str] = "none"
     #: Training defaults that suit the model (merged under explicit user settings).
     train_defaults: ClassVar[dict[str, Any]] = {}
+    @classmethod
+    def train_defaults_for(cls, info: DataInfo, options: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Training defaults for data ``info`` and model options ``options``: ``train_defaults``
+        unless a model's best settings depend on the data (a GAN's learning rate on 2-D toys)."""
+        return dict(cls.train_defaults)
+
     #: Whether ``loss``/``train_step`` use labels (conditional models).
     conditional: ClassVar[bool] = False
     #: Config field that makes an instance class-conditional (it then sets ``self.conditional``),

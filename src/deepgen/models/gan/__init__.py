@@ -1,5 +1,11 @@
-"""Generative adversarial networks."""
+"""Generative adversarial networks: ``gan`` (losses and stabilisers as options), ``dcgan``, ``cgan``,
+``unrolled-gan``, ``infogan`` and the adversarial autoencoder ``aae``."""
 
-from deepgen.models.gan.gan import GAN, GANConfig
+from deepgen.models.gan.aae import AAE, AAEConfig
+from deepgen.models.gan.gan import CGAN, DCGAN, GAN, CGANConfig, DCGANConfig, GANConfig, UnrolledGAN
+from deepgen.models.gan.infogan import InfoGAN, InfoGANConfig
 
-__all__ = ["GAN", "GANConfig"]
+__all__ = [
+    "AAE", "AAEConfig", "CGAN", "CGANConfig", "DCGAN", "DCGANConfig", "GAN", "GANConfig",
+    "InfoGAN", "InfoGANConfig", "UnrolledGAN",
+]  # fmt: skip

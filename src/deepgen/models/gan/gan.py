@@ -1,14 +1,30 @@
-"""Generative adversarial network (Goodfellow et al., 2014, arXiv:1406.2661) with the
-non-saturating generator loss, and the DCGAN architecture for images (Radford et al., 2016,
-arXiv:1511.06434).
+"""Generative adversarial networks (Goodfellow et al., 2014, arXiv:1406.2661): one model, its losses and
+stabilisers as options; the DCGAN image networks (Radford et al., 2016, arXiv:1511.06434); the
+conditional GAN (Mirza & Osindero, 2014, arXiv:1411.1784) with a concatenation or projection
+discriminator (Miyato & Koyama, 2018, arXiv:1802.05637); and the unrolled GAN (Metz et al., 2017,
+arXiv:1611.02163).
 
-A generator G maps z ~ N(0, I) to data; a discriminator D outputs a logit for "real". With
-sigma the logistic function, each step makes ``d_steps`` discriminator updates on
+A generator G maps z ~ N(0, I) to data; a discriminator (critic) D scores examples. Each training
+step makes ``d_steps`` discriminator updates on L_D, each on a fresh batch, then one generator update
+on L_G, for the loss pair chosen by ``loss`` (see :mod:`deepgen.models.gan.losses`: minimax,
+non-saturating, least squares, WGAN-GP, hinge). Stabilisers, all options of ``gan``:
 
-    L_D = -E_x log sigma(D(x)) - E_z log(1 - sigma(D(G(z))))
+* ``spectral_norm``: every discriminator layer divided by its largest singular value (one power
+  iteration per step; Miyato et al., 2018, arXiv:1802.05957), a 1-Lipschitz discriminator.
+* ``r1``: gamma of the R1 penalty gamma/2 E||grad D(x)||^2 on reals (Mescheder et al., 2018).
+* ``gp``: the weight lambda of WGAN-GP's gradient penalty (used with ``loss=wgan-gp``).
+* ``augment``: DiffAugment transforms applied to reals and fakes alike (images; Zhao et al., 2020).
+* ``lr_d``, ``lr_g``: separate learning rates, the two time-scale update rule (TTUR; Heusel et al.,
+  2017, arXiv:1706.08500).
+* EMA of the generator: the trainer's ``--ema-decay`` (the averaged weights are what ``sample`` uses).
+* ``unroll``: the generator's loss is taken against the discriminator after K further (simulated,
+  differentiable) Adam steps, and its gradient flows through them (Metz et al., 2017), which
+  penalises a generator for moving to where the discriminator would follow.
 
-and one generator update on the non-saturating loss L_G = -E_z log sigma(D(G(z))), which has the
-same fixed point as the minimax game but strong gradients early in training.
+Conditional models (``cgan``) receive the labels: G sees z concatenated with a one-hot label; D sees
+the label as extra input channels (``cond=concat``) or through the projection term
+``<embed(y), phi(x)>`` added to its output (``cond=projection``). Fakes are generated with the labels
+of the real batch, so both halves of L_D have the same classes.
 
 Sampling options (:class:`GANSampleConfig`): ``temperature`` scales z, and ``truncation`` draws z
 from a standard normal truncated to [-t, t] per coordinate, the truncation trick of BigGAN (Brock,
@@ -26,23 +42,36 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
 
 from deepgen.config import check_positive
+from deepgen.errors import ConfigError, DataError
 from deepgen.models.base import GenerativeModel, adam
+from deepgen.models.gan import losses as L
+from deepgen.models.gan.augment import check_policy, diff_augment
 from deepgen.nn import MLP, ConvDecoder, ConvEncoder, arch_for
 from deepgen.registry import register
 
 
 @dataclass(frozen=True)
 class GANConfig:
-    """Options of :class:`GAN`.
+    """Options of :class:`GAN` (see the module docstring for what each does).
 
     Attributes:
         latent_dim: size of z.
         arch: ``mlp``, ``dcgan`` (images only) or ``auto`` (dcgan for images).
         hidden: MLP hidden sizes of both networks.
         g_channels: generator channels, lowest resolution first; d_channels: discriminator channels.
+        loss: minimax, nonsaturating, lsgan, wgan-gp or hinge.
         d_steps: discriminator updates per generator update (each on a fresh batch).
+        d_norm: normalisation in the DCGAN discriminator: ``auto`` is batch norm for the logistic and
+            least-squares losses and none for WGAN-GP (its penalty is per example) and with spectral norm.
+        spectral_norm: spectral normalisation of every discriminator layer.
+        gp: gradient-penalty weight (WGAN-GP's lambda); used with ``loss=wgan-gp``.
+        r1: R1 penalty gamma (0: off).
+        augment: DiffAugment transforms (``color``, ``translation``, ``cutout``), images only.
+        unroll: discriminator steps to unroll in the generator's loss (0: a plain GAN).
         lr_d, lr_g: per-network learning rates (default: the trainer's ``lr``).
     """
 
@@ -51,13 +80,25 @@ class GANConfig:
     hidden: tuple[int, ...] = (256, 256)
     g_channels: tuple[int, ...] = (128, 64)
     d_channels: tuple[int, ...] = (64, 128)
+    loss: Literal["minimax", "nonsaturating", "lsgan", "wgan-gp", "hinge"] = "nonsaturating"
     d_steps: int = 1
-    loss: Literal["nonsaturating"] = "nonsaturating"
+    d_norm: Literal["auto", "batch", "none"] = "auto"
+    spectral_norm: bool = False
+    gp: float = 10.0
+    r1: float = 0.0
+    augment: tuple[str, ...] = ()
+    unroll: int = 0
     lr_d: float | None = None
     lr_g: float | None = None
 
     def __post_init__(self):
         check_positive(self, "latent_dim", "d_steps", "lr_d", "lr_g")
+        if self.gp < 0 or self.r1 < 0 or self.unroll < 0:
+            raise ConfigError("GANConfig: gp, r1 and unroll must be >= 0")
+        try:
+            check_policy(self.augment)
+        except ValueError as e:
+            raise ConfigError(f"GANConfig.augment: {e}") from None
 
 
 @dataclass(frozen=True)
@@ -77,41 +118,125 @@ class GANSampleConfig:
         check_positive(self, "temperature", "truncation")
 
 
+class Discriminator(nn.Module):
+    """D(x[, y]) -> (B,) scores, through features phi(x) (B, F) and a linear head.
+
+    ``cond``: ``none``; ``concat`` (a one-hot label appended to the input: as extra input features
+    for vectors, as constant extra channels for images); ``projection`` (``+ <embed(y), phi(x)>``).
+    ``extra_out``: an auxiliary head on phi(x) (InfoGAN's Q network) returned by :meth:`features`.
+    """
+
+    def __init__(self, info, arch, cfg, *, classes=0, cond="none", extra_out=0):
+        super().__init__()
+        self.cond, self.classes = cond, classes
+        extra_in = classes if cond == "concat" else 0
+        sn = cfg.spectral_norm
+        if arch == "dcgan":
+            norm = cfg.d_norm
+            if norm == "auto":
+                norm = "none" if cfg.loss == "wgan-gp" or sn else "batch"
+            c, h, w = info.shape
+            net = ConvEncoder((c + extra_in, h, w), 1, cfg.d_channels, norm=norm, act="leaky_relu", spectral_norm=sn)
+            self.body = nn.Sequential(net.convs, nn.Flatten())
+            self.head = net.head
+        else:
+            net = MLP(info.dim + extra_in, 1, cfg.hidden, act="leaky_relu", spectral_norm=sn)
+            self.body = nn.Sequential(nn.Flatten(), *list(net)[:-1])
+            self.head = net[-1]
+        feat = self.head.in_features
+        self.embed = nn.Embedding(classes, feat) if cond == "projection" else None
+        self.q = MLP(feat, extra_out, (128,), act="leaky_relu") if extra_out else None
+
+    def _input(self, x, y):
+        if self.cond != "concat":
+            return x
+        onehot = F.one_hot(y, self.classes).to(x.dtype)
+        if x.dim() == 4:
+            return torch.cat([x, onehot[:, :, None, None].expand(-1, -1, *x.shape[2:])], 1)
+        return torch.cat([x.flatten(1), onehot], 1)
+
+    def features(self, x, y=None):
+        """(scores (B,), auxiliary head output or None)."""
+        h = self.body(self._input(x, y))
+        out = self.head(h).squeeze(1)
+        if self.embed is not None:
+            out = out + (self.embed(y) * h).sum(1)
+        return out, (self.q(h) if self.q is not None else None)
+
+    def forward(self, x, y=None):
+        return self.features(x, y)[0]
+
+
 @register("gan")
 class GAN(GenerativeModel):
-    """GAN with non-saturating loss; MLP networks for vectors, DCGAN networks for images."""
+    """GAN with a choice of losses and stabilisers; MLP networks for vectors, DCGAN networks for images."""
 
     family = "gan"
     Config = GANConfig
     SampleConfig = GANSampleConfig
     density_summary = "none"
-    loss_units = "nats, binary cross-entropy per example"
+    loss_units = "discriminator + generator loss"
     test_options = {"latent_dim": 4, "hidden": (32, 32), "g_channels": (16, 8), "d_channels": (8, 16)}
     train_defaults = {"lr": 2e-4, "betas": (0.5, 0.999)}
+    #: How the discriminator sees labels (``concat``, ``projection``; set by conditional subclasses).
+    cond_mode = "none"
+
+    @classmethod
+    def train_defaults_for(cls, info, options=None):
+        """DCGAN's Adam (lr 2e-4, beta1 0.5) for images; lr 1e-3 for the MLP networks on vectors,
+        where 2e-4 left the GAN short of the 8 modes of 8gaussians at ``compare``'s 2,000 steps
+        (docs/benchmarks.md, the mode-collapse study)."""
+        d = dict(cls.train_defaults)
+        arch = (options or {}).get("arch", cls.Config().arch)
+        if arch == "mlp" or (arch == "auto" and not info.is_image):
+            d["lr"] = 1e-3
+        return d
 
     def __init__(self, info, config=None):
         super().__init__(info, config)
         cfg = self.config
         self.arch = arch_for(info, cfg.arch, model=self.name, conv="dcgan")
+        if cfg.augment and not info.is_image:
+            raise DataError(f"{self.name}: augment (DiffAugment) transforms images; {info.name} has shape {info.shape}")
+        self.classes = info.num_classes if self.conditional else 0
+        g_in = cfg.latent_dim + self.classes + self.code_dim
         if self.arch == "dcgan":
-            self.generator = ConvDecoder(cfg.latent_dim, info.shape, cfg.g_channels, norm="batch", act="relu")
-            self.discriminator = ConvEncoder(info.shape, 1, cfg.d_channels, norm="batch", act="leaky_relu")
+            self.generator = ConvDecoder(g_in, info.shape, cfg.g_channels, norm="batch", act="relu")
         else:
-            self.generator = MLP(cfg.latent_dim, info.dim, cfg.hidden, act="relu")
-            self.discriminator = MLP(info.dim, 1, cfg.hidden, act="leaky_relu")
+            self.generator = MLP(g_in, info.dim, cfg.hidden, act="relu")
+        self.discriminator = Discriminator(
+            info, self.arch, cfg, classes=self.classes, cond=self.cond_mode, extra_out=self.q_dim
+        )
         # Data in [0, 1] (discrete data) get a sigmoid output; continuous data are unbounded.
         self.squash = info.is_discrete
 
+    #: InfoGAN: size of the structured code c fed to G, and of Q's output.
+    code_dim = 0
+    q_dim = 0
+
     def why_no_density(self) -> str:
         return (
-            "a GAN defines a sampler, not a density: log D(x) is the discriminator's belief that x is "
+            "a GAN defines a sampler, not a density: D(x) is the discriminator's score that x is "
             "real, not log p(x); evaluate it with FID, KID or precision/recall"
         )
 
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        """G(z) in data space (continuous values; :meth:`sample` snaps them to the lattice)."""
-        out = self.generator(z).view(len(z), *self.info.shape)
+    # -- the networks -------------------------------------------------------------------------------
+    def generate(self, z: torch.Tensor, y: torch.Tensor | None = None, code: torch.Tensor | None = None) -> torch.Tensor:
+        """G(z[, y][, c]) in data space (continuous values; :meth:`sample` snaps them to the lattice)."""
+        parts = [z]
+        if self.classes:
+            parts.append(F.one_hot(y, self.classes).to(z.dtype))
+        if code is not None:
+            parts.append(code)
+        out = self.generator(torch.cat(parts, 1) if len(parts) > 1 else z).view(len(z), *self.info.shape)
         return torch.sigmoid(out) if self.squash else out
+
+    def critic(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """D's scores (B,) on ``x``, after DiffAugment when it is on (for training)."""
+        return self.discriminator(self.augment(x), y)
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, self.config.augment) if self.config.augment else x
 
     def _z(self, n, device, generator=None, options: GANSampleConfig | None = None):
         """z ~ N(0, I) (n, latent_dim), or its tempered / truncated version for sampling ``options``."""
@@ -125,53 +250,178 @@ class GAN(GenerativeModel):
             z = torch.special.ndtri(lo + (1 - 2 * lo) * u).clamp(-options.truncation, options.truncation)
         return z if options is None else options.temperature * z
 
+    def _code(self, n, device, generator=None):
+        """InfoGAN's structured code c (n, code_dim); None for other GANs."""
+        return None
+
     def configure_optimizers(self, cfg):
         return {
             "disc": adam(self.discriminator.parameters(), cfg, lr=self.config.lr_d),
             "gen": adam(self.generator.parameters(), cfg, lr=self.config.lr_g),
         }
 
-    def discriminator_loss(self, x: torch.Tensor, fake: torch.Tensor):
-        d_real, d_fake = self.discriminator(x), self.discriminator(fake)
-        return F.softplus(-d_real).mean() + F.softplus(d_fake).mean(), d_real, d_fake
+    # -- the losses ---------------------------------------------------------------------------------
+    def discriminator_loss(self, x, fake, y=None, params=None, code=None):
+        """(L_D with its penalties, D(x), D(fake)). ``params``: D's weights to use instead of its own
+        (unrolling); ``code``: InfoGAN's code behind ``fake``, whose recovery by Q joins L_D."""
+        cfg = self.config
+        if params is None:
+            crit = lambda t: self.critic(t, y)  # noqa: E731
+        else:
+            crit = lambda t: functional_call(self.discriminator, params, (self.augment(t), y))  # noqa: E731
+        d_real, q = crit(x), None
+        if code is not None and params is None and self.q_dim:
+            d_fake, q = self.discriminator.features(self.augment(fake), y)
+        else:
+            d_fake = crit(fake)
+        loss = L.discriminator_loss(cfg.loss, d_real, d_fake)
+        if cfg.loss == "wgan-gp" and cfg.gp:
+            loss = loss + cfg.gp * L.gradient_penalty(crit, x, fake)
+        if cfg.r1:
+            loss = loss + 0.5 * cfg.r1 * L.r1_penalty(crit, x)
+        if q is not None:
+            loss = loss + self.info_loss(q, code)
+        return loss, d_real, d_fake
+
+    def info_loss(self, q: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        """InfoGAN's hook: the weighted negative mutual-information bound of Q's output ``q``."""
+        raise NotImplementedError
+
+    def _unrolled_params(self, x, y, fake, ctx):
+        """D's weights after ``unroll`` differentiable Adam steps on L_D against ``fake`` (which
+        carries G's graph), starting from the optimiser's current moments (Metz et al., 2017, eq. 5-6)."""
+        opt = ctx.optimizers["disc"]
+        group = opt.param_groups[0]
+        lr, (b1, b2), eps = group["lr"], group["betas"], group["eps"]
+        names = [n for n, _ in self.discriminator.named_parameters()]
+        params = dict(self.discriminator.named_parameters())
+        state = [opt.state.get(p, {}) for p in params.values()]
+        m = [s["exp_avg"].clone() if "exp_avg" in s else torch.zeros_like(p) for s, p in zip(state, params.values())]
+        v = [s["exp_avg_sq"].clone() if "exp_avg_sq" in s else torch.zeros_like(p) for s, p in zip(state, params.values())]
+        t0 = int(state[0]["step"]) if state and "step" in state[0] else 0
+        cur = {n: p.detach().requires_grad_(True) for n, p in params.items()}  # leaves: start of the unroll
+        for k in range(self.config.unroll):
+            loss, _, _ = self.discriminator_loss(x, fake, y, params=cur)
+            grads = torch.autograd.grad(loss, list(cur.values()), create_graph=True)
+            t = t0 + k + 1
+            new = {}
+            for i, (n, g) in enumerate(zip(names, grads)):
+                m[i] = b1 * m[i] + (1 - b1) * g
+                v[i] = b2 * v[i] + (1 - b2) * g * g
+                step = lr * (m[i] / (1 - b1**t)) / ((v[i] / (1 - b2**t)).sqrt() + eps)
+                new[n] = cur[n] - step
+            cur = new
+        return cur
 
     def train_step(self, x, y, ctx):
-        for i in range(self.config.d_steps):
+        cfg = self.config
+        y = y if self.conditional else None
+        for i in range(cfg.d_steps):
             if i > 0:
-                x, _ = ctx.next_batch()
+                x, y_next = ctx.next_batch()
+                y = y_next if self.conditional else None
+            code = self._code(len(x), x.device)
             with torch.no_grad():
-                fake = self.generate(self._z(len(x), x.device))
-            d_loss, d_real, d_fake = self.discriminator_loss(x, fake)
+                fake = self.generate(self._z(len(x), x.device), y, code)
+            d_loss, d_real, d_fake = self.discriminator_loss(x, fake, y, code=code)
             ctx.step(d_loss, "disc")
-        self.discriminator.requires_grad_(False)
-        try:
-            g_loss = F.softplus(-self.discriminator(self.generate(self._z(len(x), x.device)))).mean()
-            ctx.step(g_loss, "gen")
-        finally:
-            self.discriminator.requires_grad_(True)
+        code = self._code(len(x), x.device)
+        fake = self.generate(self._z(len(x), x.device), y, code)
+        extra = {}
+        if cfg.unroll:
+            params = self._unrolled_params(x, y, fake, ctx)
+            df = functional_call(self.discriminator, params, (self.augment(fake), y))
+            g_loss = L.generator_loss(cfg.loss, df)
+        else:
+            self.discriminator.requires_grad_(False)
+            try:
+                df, q = self.discriminator.features(self.augment(fake), y)
+                g_loss = L.generator_loss(cfg.loss, df)
+                g_loss, extra = self.generator_extra_loss(g_loss, q, code)
+            finally:
+                self.discriminator.requires_grad_(True)
+        ctx.step(g_loss, "gen")
         return {
             "loss": (d_loss + g_loss).detach(),
             "d_loss": d_loss.detach(),
             "g_loss": g_loss.detach(),
-            "d_real": torch.sigmoid(d_real).mean().detach(),
-            "d_fake": torch.sigmoid(d_fake).mean().detach(),
+            **self._scores(d_real, d_fake),
+            **extra,
         }
+
+    def generator_extra_loss(self, g_loss, q, code):
+        """InfoGAN's hook: add terms that use Q's output on the fakes; returns (loss, monitors)."""
+        return g_loss, {}
+
+    def _scores(self, d_real, d_fake) -> dict[str, torch.Tensor]:
+        """Monitors: mean P(real) for the logistic losses, the mean raw score otherwise."""
+        f = torch.sigmoid if self.config.loss in L.LOGISTIC else (lambda t: t)
+        return {"d_real": f(d_real).mean().detach(), "d_fake": f(d_fake).mean().detach()}
 
     def loss(self, x, y=None):
         """Both losses on ``x`` without updating anything (for monitoring)."""
-        fake = self.generate(self._z(len(x), x.device))
-        d_loss, _, _ = self.discriminator_loss(x, fake.detach())
-        g_loss = F.softplus(-self.discriminator(fake)).mean()
+        y = y if self.conditional else None
+        fake = self.generate(self._z(len(x), x.device), y, self._code(len(x), x.device))
+        d_loss = L.discriminator_loss(self.config.loss, self.discriminator(x, y), self.discriminator(fake.detach(), y))
+        g_loss = L.generator_loss(self.config.loss, self.discriminator(fake, y))
         return {"loss": d_loss + g_loss, "d_loss": d_loss, "g_loss": g_loss}
 
     @torch.no_grad()
     def evaluate(self, x, y=None):
-        fake = self.generate(self._z(len(x), x.device))
-        return {
-            "d_real": torch.sigmoid(self.discriminator(x)).mean().item(),
-            "d_fake": torch.sigmoid(self.discriminator(fake)).mean().item(),
-        }
+        y = y if self.conditional else None
+        fake = self.generate(self._z(len(x), x.device), y, self._code(len(x), x.device))
+        return {k: v.item() for k, v in self._scores(self.discriminator(x, y), self.discriminator(fake, y)).items()}
 
     @torch.no_grad()
     def _sample(self, n, options, *, generator, y):
-        return self.to_data_space(self.generate(self._z(n, self.device, generator, options)))
+        z = self._z(n, self.device, generator, options)
+        return self.to_data_space(self.generate(z, y, self._code(n, self.device, generator)))
+
+
+@dataclass(frozen=True)
+class DCGANConfig(GANConfig):
+    """:class:`GANConfig` with the DCGAN image networks chosen."""
+
+    arch: Literal["auto", "mlp", "dcgan"] = "dcgan"
+
+
+@register("dcgan")
+class DCGAN(GAN):
+    """The image configuration of ``gan``: DCGAN generator and discriminator (Radford et al., 2016)."""
+
+    Config = DCGANConfig
+
+
+@dataclass(frozen=True)
+class CGANConfig(GANConfig):
+    """:class:`GANConfig` plus ``cond``: how the discriminator sees the label (concat or projection)."""
+
+    cond: Literal["concat", "projection"] = "projection"
+
+
+@register("cgan")
+class CGAN(GAN):
+    """Class-conditional GAN (Mirza & Osindero, 2014): labels to both networks; a concatenation or
+    projection discriminator (Miyato & Koyama, 2018). ``deepgen sample --label K`` draws class K."""
+
+    Config = CGANConfig
+    conditional = True
+
+    @property
+    def cond_mode(self):
+        return self.config.cond
+
+
+@dataclass(frozen=True)
+class UnrolledGANConfig(GANConfig):
+    """:class:`GANConfig` with 10 unrolling steps, as in Metz et al.'s (2017) 2-D mixture figure."""
+
+    unroll: int = 10
+
+
+@register("unrolled-gan")
+class UnrolledGAN(GAN):
+    """GAN whose generator loss unrolls ``unroll`` discriminator updates (Metz et al., 2017), a remedy
+    for mode collapse: the generator is penalised for moving to where the discriminator would follow."""
+
+    Config = UnrolledGANConfig
