@@ -104,6 +104,28 @@ def test_gan_has_no_density(tmp_path):
     assert res["metrics"]["nll"]["value"] is None and res["metrics"]["mmd2"]["value"] is not None
 
 
+def test_cyclegan_translates_both_ways_and_evaluates_translations(tmp_path):
+    out = tmp_path / "cyc"
+    p = deepgen("train", "cyclegan", "--data", "domains:digits-inverted", "--steps", "10", "--out", out,
+                "-o", "channels=4", "-o", "res_blocks=1", "-o", "downsample=1")  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert f"deepgen translate {out}" in p.stdout and (out / "samples.png").exists()  # a translation grid
+    for direction in ("a2b", "b2a"):
+        p = deepgen("translate", out, "-n", "4", "-s", f"direction={direction}", "--out", tmp_path / f"{direction}.npy")
+        assert p.returncode == 0, p.stderr
+        assert np.load(tmp_path / f"{direction}.npy").shape == (4, 3, 1, 8, 8)  # (n, --samples, *shape)
+    assert_one_line_error(deepgen("sample", out, "--out", tmp_path / "s.png"), "does not sample from noise")
+    p = deepgen("eval", out, "--n-samples", "100", "--out", tmp_path / "e.json")
+    assert p.returncode == 0, p.stderr
+    m = json.load(open(tmp_path / "e.json"))["metrics"]
+    for key in ("fid_a2b", "fid_b2a", "label_agreement_a2b", "label_agreement_b2a"):
+        assert m[key]["value"] is not None, key
+    assert 0 <= m["label_agreement_a2b"]["value"] <= 1
+    # the digits classifier knows domain A (plain digits), not B (inverted): the ceilings say so
+    assert m["label_agreement_b2a"]["classifier_accuracy_on_real_target"] > 0.8
+    assert m["label_agreement_a2b"]["classifier_accuracy_on_real_target"] < 0.5
+
+
 def test_list():
     p = deepgen("list")
     assert p.returncode == 0

@@ -336,6 +336,18 @@ def plot_curves(x: torch.Tensor, path: str | Path) -> Path:
     return Path(path)
 
 
+@torch.no_grad()
+def save_translations(model, dataset, path: str | Path, n: int = 8) -> Path:
+    """Rows: test examples of A, their translations to B and back to A; then of B, to A and back."""
+    dev = model.device
+    a = dataset.container.a.test.x[:n].to(dev)
+    b = dataset.container.b.test.x[:n].to(dev)
+    ab = model.translate(a, direction="a2b")
+    ba = model.translate(b, direction="b2a")
+    rows = [a, ab, model.translate(ab, direction="b2a"), b, ba, model.translate(ba, direction="a2b")]
+    return save_image_grid(torch.cat([r.cpu() for r in rows]), path, nrow=len(a))
+
+
 def write_run_plots(out: str | Path, model, dataset) -> dict[str, str]:
     """loss.png and samples.png (2D data: density map with samples) for a finished run."""
     out = Path(out)
@@ -346,7 +358,10 @@ def write_run_plots(out: str | Path, model, dataset) -> dict[str, str]:
     model.eval()
     try:
         data = dataset.test.x if dataset is not None else None
-        paths["samples"] = str(save_samples(model, out / "samples.png", data=data))
+        if not model.samples_from_noise and dataset is not None:  # a translator: a grid of translations
+            paths["samples"] = str(save_translations(model, dataset, out / "samples.png"))
+        else:
+            paths["samples"] = str(save_samples(model, out / "samples.png", data=data))
     finally:
         model.train()
     return paths

@@ -265,3 +265,48 @@ def test_aae_aggregated_posterior_moves_to_the_prior(tmp_path):
     assert z.mean(0).abs().max() < 0.2
     s = m.sample(500, generator=torch.Generator().manual_seed(0))
     assert s.shape == (500, 2) and torch.isfinite(s).all()
+
+
+# -- CycleGAN --------------------------------------------------------------------------------------------
+from deepgen.models.base import UnsupportedError  # noqa: E402
+from deepgen.models.gan.cyclegan import CycleGAN, CycleGANConfig  # noqa: E402
+
+
+class _Map(torch.nn.Module):
+    def __init__(self, f):
+        super().__init__()
+        self.f = f
+
+    def forward(self, x):
+        return self.f(x)
+
+
+def test_cyclegan_cycle_loss_is_zero_for_an_inverse_pair_and_identity_loss_measures_change():
+    ds = load_dataset("domains:digits-inverted")
+    m = CycleGAN(ds.info, CycleGANConfig(**CycleGAN.test_options))
+    a, b = ds.train.x[:16], ds.draw_b(16, torch.Generator().manual_seed(0))
+    invert = _Map(lambda x: torch.logit(1 - x))  # sigmoid(logit(1 - x)) = 1 - x: B is A with levels inverted
+    m.gen_ab, m.gen_ba = invert, _Map(lambda x: torch.logit(1 - x))
+    assert m.cycle_loss(a, b).item() == pytest.approx(0.0, abs=1e-6)
+    assert torch.allclose(m.translate(a), 1 - a)
+    # the inverse pair changes every pixel of an in-domain input: identity loss |1 - 2x| > 0
+    assert m.identity_loss(a, b).item() == pytest.approx(((1 - 2 * b).abs().mean() + (1 - 2 * a).abs().mean()).item(), rel=1e-5)
+    ident = _Map(lambda x: torch.logit(x))
+    m.gen_ab, m.gen_ba = ident, ident
+    assert m.cycle_loss(a, b).item() == pytest.approx(0.0, abs=1e-6) and m.identity_loss(a, b).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_cyclegan_translates_both_ways_and_refuses_to_sample():
+    ds = load_dataset("domains:digits-inverted")
+    torch.manual_seed(0)
+    m = CycleGAN(ds.info, CycleGANConfig(**CycleGAN.test_options)).eval()
+    x = ds.test.x[:5]
+    for direction in ("a2b", "b2a"):
+        t = m.translate(x, direction=direction)
+        assert t.shape == x.shape and torch.equal(t * 16, (t * 16).round())  # on the 17-level lattice
+    with pytest.raises(UnsupportedError, match="does not sample from noise"):
+        m.sample(3)
+    with pytest.raises(DataError, match="one shape"):
+        from dataclasses import replace
+
+        CycleGAN(replace(ds.info, domain_b=DataInfo("b", (1, 4, 4), 17)))

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from conftest import sample_test_options, small_options
+from deepgen.data.transforms import snap
 from deepgen.errors import DataError, NoDensityError
 from deepgen.models.base import CAPABILITIES, DATA_KINDS, FAMILIES, DensityKind, GenerativeModel
 from deepgen.registry import get_model_class, model_modules, model_names
@@ -39,15 +40,24 @@ def _build(name, ds, seed=0):
         pytest.skip(f"{name} does not apply to {ds.info.name}: {e}")
 
 
-def _labels(model, split, n):
-    """What the trainer passes as ``y``: labels for conditional models, targets for signals and scenes."""
+def _labels(model, ds, split, n):
+    """What the trainer passes as ``y``: labels for conditional models, targets for signals and scenes,
+    a batch of domain B for two-domain models."""
+    if model.info.kind == "domains":
+        return ds.draw_b(n, torch.Generator().manual_seed(0))
     if model.conditional or model.info.kind in ("signal", "scene"):
         return split.y[:n]
     return None
 
 
 def _sample(model, n, seed):
-    return model.sample(n, generator=torch.Generator().manual_seed(seed), **sample_test_options(model.name))
+    """Samples; for translation-only models, translations of seeded inputs on domain A's support."""
+    g = torch.Generator().manual_seed(seed)
+    if not model.samples_from_noise:
+        x = torch.rand(n, *model.info.shape, generator=g)
+        x = snap(x, model.info.levels) if model.info.is_discrete else x
+        return model.translate(x, generator=g, **sample_test_options(model.name))
+    return model.sample(n, generator=g, **sample_test_options(model.name))
 
 
 def _fit(model, ds, out, steps, seed=0):
@@ -67,7 +77,7 @@ def _params(cases):
 @_params(CASES)
 def test_shapes_finite_loss_and_samples_on_support(name, ds):
     model = _build(name, ds)
-    x, y = ds.train.x[:16], _labels(model, ds.train, 16)
+    x, y = ds.train.x[:16], _labels(model, ds, ds.train, 16)
     model.initialize(x)
     if type(model).loss is not GenerativeModel.loss:  # models trained only by train_step have no loss
         out = model.loss(x, y)
@@ -87,7 +97,7 @@ def test_shapes_finite_loss_and_samples_on_support(name, ds):
 def test_density_is_labelled(name, ds):
     model = _build(name, ds)
     model.eval()
-    x, y = ds.test.x[:8], _labels(model, ds.test, 8)
+    x, y = ds.test.x[:8], _labels(model, ds, ds.test, 8)
     kind = model.density_kind
     assert isinstance(kind, DensityKind)
     if kind == DensityKind.NONE:
@@ -151,7 +161,7 @@ def test_checkpoint_round_trip(name, ds, tmp_path):
         assert k1 == k2 and torch.equal(v1, v2), k1
     assert torch.equal(_sample(model, 4, 5), _sample(loaded.model, 4, 5))
     if model.density_kind in (DensityKind.EXACT, DensityKind.UNNORMALISED):
-        x, y = ds.test.x[:4], _labels(model, ds.test, 4)
+        x, y = ds.test.x[:4], _labels(model, ds, ds.test, 4)
         assert torch.equal(model.log_likelihood(x, y=y).values, loaded.model.log_likelihood(x, y=y).values)
 
 

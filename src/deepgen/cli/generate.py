@@ -72,7 +72,7 @@ def run(args) -> int:
     import numpy as np
     import torch
 
-    from deepgen.data import check_compatible, load_eval_split
+    from deepgen.data import check_compatible, load_dataset, load_eval_split
     from deepgen.errors import DeepgenError
     from deepgen.masks import make_mask
     from deepgen.plots import save_image_grid
@@ -88,14 +88,17 @@ def run(args) -> int:
     model, info = loaded.model, loaded.info
     if not model.supports(cap):
         raise model._unsupported(cap)
-    split, data_info = load_eval_split(spec_for_run(args, loaded.data_spec), info)
+    opts = sample_options(args)
+    spec = spec_for_run(args, loaded.data_spec)
+    split, data_info = load_eval_split(spec, info)
     check_compatible(info, data_info)
+    if cap == "translate" and opts.get("direction") == "b2a" and data_info.kind == "domains":
+        split = load_dataset(spec, info).container.b.test  # translating B -> A starts from domain B
     x = split.x[: args.n].to(loaded.device)
     n = len(x)
     y = labels_for(args, model, n)
     if y is None and model.conditional and split.y is not None:
         y = split.y[:n].to(loaded.device)
-    opts = sample_options(args)
     g = torch.Generator(device=loaded.device).manual_seed(args.seed)
     rows = [x]
     with torch.no_grad():
@@ -113,7 +116,8 @@ def run(args) -> int:
     rows += results
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
-        out_info = info.domain_b if cap == "translate" and getattr(info, "domain_b", None) else info
+        to_b = cap == "translate" and getattr(info, "domain_b", None) and opts.get("direction") != "b2a"
+        out_info = info.domain_b if to_b else info
         np.save(out, np.stack([out_info.to_raw(r) for r in results], 1))  # (n, samples, *shape)
     elif info.is_image and all(r.shape == x.shape for r in rows):
         save_image_grid(torch.cat([r.cpu() for r in rows]), out, nrow=n)

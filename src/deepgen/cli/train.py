@@ -211,4 +211,9 @@ def print_summary(s: dict, model, info) -> None:
     files = sorted(p.name for p in Path(run).iterdir() if p.is_file() and not p.name.startswith("."))
     print(f"  files: {', '.join(files)}")
     if not s.get("interrupted"):
-        print(f"next: deepgen sample {run} -n 64 --out samples.png   |   deepgen eval {run}")
+        first = (
+            f"deepgen sample {run} -n 64 --out samples.png"
+            if model.samples_from_noise
+            else f"deepgen translate {run} --out translated.png"
+        )
+        print(f"next: {first}   |   deepgen eval {run}")

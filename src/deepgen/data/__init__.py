@@ -176,6 +176,9 @@ def _load_structured(spec: DataSpec) -> Dataset:
         digits = load_dataset(
             DataSpec("digits", binarize=spec.binarize, val_fraction=spec.val_fraction, seed=spec.seed)
         )
+        if name == "digits-mnist":  # the second domain is MNIST, from --data-dir
+            mnist = load_dataset(DataSpec("mnist", data_dir=spec.data_dir, val_fraction=spec.val_fraction, seed=spec.seed))
+            return domains.digits_and_mnist(digits, mnist).to_dataset()
         return domains.named_domains(name, digits, spec.seed).to_dataset()
     if spec.binarize != "none":
         raise DataError(f"{spec.name}: --binarize applies to discrete examples; a {prefix} has float targets")

@@ -16,6 +16,13 @@ no B image is a transformed copy of an A image:
 
 * ``digits-inverted``: A digits, B digits with levels inverted (``16 - k``): same shape, 17 levels.
 * ``digits-transposed``: A digits, B digits transposed (rows <-> columns): a change of geometry.
+
+and one pair of two different sources (it needs MNIST, from ``--data-dir`` or ``$DEEPGEN_DATA``):
+
+* ``digits-mnist``: A sklearn's digits upsampled to 28x28 (bilinear to 20x20, the size of MNIST's
+  digit box, then a border of 4, at 256 levels), B MNIST: the same ten classes in two styles, never
+  paired. Both domains keep their labels (``container.a``, ``container.b``) for measuring whether a
+  translation keeps the class.
 """
 
 from __future__ import annotations
@@ -72,10 +79,29 @@ def split_domains(
     return DomainPair(f"domains:{ds.info.name}-{name_b}", a, b)
 
 
+def upsample_digits(codes: torch.Tensor, levels: int) -> torch.Tensor:
+    """sklearn digit codes (N, 1, 8, 8) at ``levels`` -> MNIST-framed uint8 codes (N, 1, 28, 28) at 256 levels."""
+    import torch.nn.functional as F
+
+    x = codes.float() / (levels - 1)
+    x = F.interpolate(x, size=(20, 20), mode="bilinear", align_corners=False)
+    x = F.pad(x, [4, 4, 4, 4])
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def digits_and_mnist(digits: Dataset, mnist: Dataset) -> DomainPair:
+    """The ``digits-mnist`` pair: A upsampled sklearn digits, B MNIST (labels kept in both)."""
+    parts = [Split(upsample_digits(s.storage, s.levels), s.y, levels=256) for s in (digits.train, digits.val, digits.test)]
+    info_a = replace(mnist.info, name="digits-28x28")
+    a = Dataset(info_a, *parts, source=f"{digits.source} (bilinear to 20x20, padded to 28x28)")
+    return DomainPair("domains:digits-mnist", a, mnist)
+
+
 #: Named pairs (``domains:NAME``) and what they are.
 DOMAINS: dict[str, str] = {
     "digits-inverted": "unpaired: digits (A) and level-inverted digits (B), disjoint halves of sklearn digits",
     "digits-transposed": "unpaired: digits (A) and transposed digits (B), disjoint halves of sklearn digits",
+    "digits-mnist": "unpaired: sklearn digits upsampled to 28x28 (A) and MNIST (B); needs --data-dir",
 }
 
 

@@ -102,6 +102,13 @@ def evaluate(
             metrics = fidelity_metrics(model, ds)
         metrics["parameters"] = {"value": model.num_parameters, "label": "parameters"}
         return {**result, "metrics": metrics}
+    if not model.samples_from_noise:  # a translator: its translations scored against the target domain
+        from deepgen.evaluate.translation import translation_metrics
+
+        with prog.phase("translation"):
+            metrics = translation_metrics(model, ds, features=features, n=n_samples, seed=seed)
+        metrics["parameters"] = {"value": model.num_parameters, "label": "parameters"}
+        return {**result, "metrics": metrics, "timings": prog.timings}
     if model.density_kind.value != "none" or method is not None:
         with prog.phase("likelihood", len(ds.test), "examples") as update:
             metrics = nll_metrics(model, ds.test, info, k=k, method=method, full=full, progress=update)

@@ -169,6 +169,9 @@ class GenerativeModel(nn.Module):
     per_rank_buffers: ClassVar[tuple[str, ...]] = ()
     #: DDP option: True for models whose loss leaves some parameters unused in a step.
     ddp_find_unused_parameters: ClassVar[bool] = False
+    #: False for models that only map inputs (CycleGAN's ``translate``): ``sample`` raises
+    #: :class:`UnsupportedError`, and sample-quality evaluation does not apply.
+    samples_from_noise: ClassVar[bool] = True
     #: Sampling options (a frozen dataclass with defaults); see :meth:`sample`.
     SampleConfig: ClassVar[type] = NoSampleOptions
     #: Whether the *model* defines an exact density (flows, autoregressive models), independent of
