@@ -19,6 +19,8 @@ by its name or family.
 
 from __future__ import annotations
 
+import torch
+
 from deepgen.config import to_dict
 from deepgen.data import Dataset
 from deepgen.evaluate.likelihood import (
@@ -55,6 +57,20 @@ def default_n_samples(model: GenerativeModel, quality: SampleQuality, *, equal: 
     if model.eval_samples is not None and not equal:
         return min(model.eval_samples, quality.max_n)
     return quality.n
+
+
+def class_accuracy(quality: SampleQuality, samples: torch.Tensor, classes: int) -> dict:
+    """A conditional model's samples (drawn for classes 0, 1, ..., C-1, 0, ... in turn, as
+    :func:`draw_samples` does) classified by the feature network, when it is a classifier."""
+    from deepgen.metrics.features import DomainClassifier, accuracy
+
+    if not isinstance(quality.network, DomainClassifier):
+        return na("class accuracy", quality.reason or "needs a classifier feature network (deepgen-digits, deepgen-mnist)")
+    labels = torch.arange(len(samples)) % classes
+    return {
+        "value": accuracy(quality.network, samples, labels),
+        "label": f"class accuracy of samples (the {quality.feature_label.replace(' features', '')} classifier)",
+    }
 
 
 def evaluate(
@@ -131,6 +147,8 @@ def evaluate(
         timing: dict = {}
         samples, rate = draw_samples(model, n, seed=seed, options=to_dict(opts), progress=update, timing=timing)
     metrics.update(quality.evaluate(samples, seed, progress=prog))
+    if model.conditional and info.num_classes:
+        metrics["class_accuracy"] = class_accuracy(quality, samples, info.num_classes)
     metrics["sampling_speed"] = {
         "value": rate,
         "label": "sampling throughput (samples/s, median over batches)",
