@@ -162,3 +162,18 @@ def test_a_staged_model_trains_every_stage_from_the_previous_run(tmp_path):
     )
     (row,) = json.load(open(one.files["json"]))["rows"]
     assert "stages" not in row and row["options"]["stage"] == "autoencoder"
+
+
+def test_a_model_that_does_not_apply_is_left_out_with_its_reason(tmp_path):
+    from deepgen.errors import DataError
+
+    lines = []
+    res = run_compare(
+        DataSpec("moons", n_train=500), ["independent", "cgan"], tmp_path, steps=3, batch_size=16,
+        progress=False, log=lines.append,
+    )  # fmt: skip
+    assert [r["model"] for r in res.rows] == ["independent"] and "labelled data" in res.skipped["cgan"]
+    assert any("leaving out cgan" in line for line in lines)
+    assert "Not compared: cgan" in open(res.files["markdown"]).read()
+    with pytest.raises(DataError, match="none of the models applies"):
+        run_compare(DataSpec("moons", n_train=500), ["cgan"], tmp_path / "b", steps=3, progress=False, log=lines.append)

@@ -202,6 +202,8 @@ def notes(result, info) -> list[str]:
         "NLL labels: exact = log-likelihood; bound = lower bound on log p(x) (ELBO or dequantisation), so the "
         "true NLL is lower; est. = importance-sampled estimate. GANs define no density.",
     ]
+    for name, reason in getattr(result, "skipped", {}).items():
+        out.append(f"Not compared: {name} does not apply to these data ({reason}).")
     if info.is_discrete:
         out.append(
             f"bits/dim = NLL / (D ln 2) with D = {info.dim}, on {info.levels}-level data (including the "

@@ -29,6 +29,8 @@ class CompareResult:
     reference: dict
     out: Path
     files: dict[str, str] = field(default_factory=dict)
+    #: Models that do not apply to the data (name -> the one-line reason), left out of the table.
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 def run_compare(
@@ -67,6 +69,17 @@ def run_compare(
             f"{spec.name} is {ds.info.kind} data: one function fitted to its rows, not a distribution to compare "
             "samples of; use 'deepgen train' and 'deepgen eval' (PSNR, SSIM)"
         )
+    skipped = {}
+    for name in models:  # a model that does not apply (labels, image networks, ...) is left out, not fatal
+        opts = (options or {}).get(name, {})
+        try:
+            build_model(name, ds.info, {**opts, **_stages(get_model_class(name), opts)[0][0]}, seed=seed)
+        except DataError as e:
+            skipped[name] = str(e)
+            log(f"  leaving out {name}: {e}")
+    models = [m for m in models if m not in skipped]
+    if not models:
+        raise DataError(f"none of the models applies to {spec.name}: " + "; ".join(skipped.values()))
     if threads:
         torch.set_num_threads(threads)
     log(
@@ -177,7 +190,7 @@ def run_compare(
         rows.append(result)
         m = result["metrics"]
         log(f"  {name}: {train_s:.1f} s, {_short(m)}")
-    res = CompareResult(rows, reference, out)
+    res = CompareResult(rows, reference, out, skipped=skipped)
     meta = {
         "command": "deepgen compare",
         "deepgen_version": __version__,
@@ -187,6 +200,7 @@ def run_compare(
         "data": to_dict(spec),
         "data_info": ds.info.to_dict(),
         "models": models,
+        "skipped": skipped,
         "sample_options": {m: to_dict(o) for m, o in sample_opts.items()},
         "steps": steps,
         "batch_size": batch_size,

@@ -144,7 +144,10 @@ class Discriminator(nn.Module):
             self.body = nn.Sequential(nn.Flatten(), *list(net)[:-1])
             self.head = net[-1]
         feat = self.head.in_features
-        self.embed = nn.Embedding(classes, feat) if cond == "projection" else None
+        self.embed = None
+        if cond == "projection":  # zero at the start: N(0, 1) rows dotted with F features gave logits ~ sqrt(F)
+            self.embed = nn.Embedding(classes, feat)
+            nn.init.zeros_(self.embed.weight)
         self.q = MLP(feat, extra_out, (128,), act="leaky_relu") if extra_out else None
 
     def _input(self, x, y):
@@ -180,6 +183,9 @@ class GAN(GenerativeModel):
     train_defaults = {"lr": 2e-4, "betas": (0.5, 0.999)}
     #: How the discriminator sees labels (``concat``, ``projection``; set by conditional subclasses).
     cond_mode = "none"
+    #: InfoGAN: size of the structured code c fed to G, and of Q's output.
+    code_dim = 0
+    q_dim = 0
 
     @classmethod
     def train_defaults_for(cls, info, options=None):
@@ -209,10 +215,6 @@ class GAN(GenerativeModel):
         )
         # Data in [0, 1] (discrete data) get a sigmoid output; continuous data are unbounded.
         self.squash = info.is_discrete
-
-    #: InfoGAN: size of the structured code c fed to G, and of Q's output.
-    code_dim = 0
-    q_dim = 0
 
     def why_no_density(self) -> str:
         return (
@@ -394,9 +396,12 @@ class DCGAN(GAN):
 
 @dataclass(frozen=True)
 class CGANConfig(GANConfig):
-    """:class:`GANConfig` plus ``cond``: how the discriminator sees the label (concat or projection)."""
+    """:class:`GANConfig` plus ``cond``: how the discriminator sees the label (concat or projection).
 
-    cond: Literal["concat", "projection"] = "projection"
+    Concatenation is the default: on digits after 300 steps its samples were classified correctly
+    90.6% of the time, against 84.7% with the projection discriminator (docs/benchmarks.md, 16)."""
+
+    cond: Literal["concat", "projection"] = "concat"
 
 
 @register("cgan")
