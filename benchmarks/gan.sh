@@ -2,7 +2,8 @@
 # The GAN family's benchmarks (issue 13), one section per argument, each at 1 thread:
 #   bash benchmarks/gan.sh modes|energy|mnist-losses|cgan|infogan|cyclegan [OUT]
 # OUT defaults to runs/gan; MNIST comes from $DEEPGEN_DATA (or ../shared/data). GAN_STEPS sets the
-# MNIST runs' updates (default 4000, batch 64); LOSSES the losses of mnist-losses.
+# MNIST runs' updates (default 4000, batch 64); LOSSES the losses of mnist-losses; GAN_OPTS more
+# `deepgen train` options for every MNIST run (e.g. smaller networks: "-o g_channels=64,32 -o d_channels=32,64").
 set -euo pipefail
 what=$1
 out=${2:-runs/gan}
@@ -16,7 +17,7 @@ train() {  # train MODEL NAME [options...]: a run on MNIST, then deepgen eval (F
   local model=$1 name=$2
   shift 2
   $dg train "$model" --data mnist --data-dir "$data" --threads 1 --no-progress --steps "$steps" --batch-size 64 \
-    --eval-every 0 "$@" --out "$out/$name" --overwrite
+    --eval-every 0 ${GAN_OPTS:-} "$@" --out "$out/$name" --overwrite
   $dg eval "$out/$name" -q
 }
 case $what in
@@ -43,7 +44,7 @@ infogan)  # InfoGAN (10 categories, 2 continuous codes): code/class agreement af
   ;;
 cyclegan)  # sklearn digits (upsampled) <-> MNIST: label agreement in both directions
   $dg train cyclegan --data domains:digits-mnist --data-dir "$data" --threads 1 --no-progress --steps "$steps" \
-    --batch-size 16 --eval-every 0 --out "$out/cyclegan-digits-mnist" --overwrite
+    --batch-size 16 --eval-every 0 ${GAN_OPTS:-} --out "$out/cyclegan-digits-mnist" --overwrite
   $dg eval "$out/cyclegan-digits-mnist" -q --n-samples 2000
   ;;
 *) echo "unknown section $what" >&2; exit 2 ;;

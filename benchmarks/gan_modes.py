@@ -124,7 +124,7 @@ def report(out: Path, figure: list[str]):
                 ax = axes[i, j]
                 pts = torch.tensor(r["snapshots"][str(st)])
                 ax.scatter(pts[:, 0], pts[:, 1], s=0.5, alpha=0.5)
-                lim = 4.5 if r["toy"] == "25gaussians" else 4
+                lim = 2.0 if r["toy"] == "25gaussians" else 4
                 ax.set_xlim(-lim, lim)
                 ax.set_ylim(-lim, lim)
                 ax.set_xticks([])

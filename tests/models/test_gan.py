@@ -310,3 +310,10 @@ def test_cyclegan_translates_both_ways_and_refuses_to_sample():
         from dataclasses import replace
 
         CycleGAN(replace(ds.info, domain_b=DataInfo("b", (1, 4, 4), 17)))
+
+
+def test_train_defaults_depend_on_the_networks():
+    assert GAN.train_defaults_for(TOY)["lr"] == 1e-3  # MLPs on vectors (8 modes within 2,000 steps)
+    assert GAN.train_defaults_for(DIGITS)["lr"] == 2e-4  # DCGAN on images
+    assert GAN.train_defaults_for(DIGITS, {"arch": "mlp"})["lr"] == 1e-3
+    assert GAN.train_defaults_for(TOY)["betas"] == (0.5, 0.999)
