@@ -1,5 +1,7 @@
-"""Implicit neural representations: a signal as a network of its coordinates (``siren``)."""
+"""Implicit networks: a signal as a network of its coordinates (``siren``), and Gradient Origin
+Networks with an implicit decoder over pixel coordinates (``gon``, ``vgon``)."""
 
+from deepgen.models.implicit.gon import GON, VGON, GONConfig, VGONConfig
 from deepgen.models.implicit.siren import SIREN, SIRENConfig
 
-__all__ = ["SIREN", "SIRENConfig"]
+__all__ = ["GON", "GONConfig", "SIREN", "SIRENConfig", "VGON", "VGONConfig"]
