@@ -93,8 +93,13 @@ def report(out: Path, figure: list[str]):
     import matplotlib.pyplot as plt
 
     rows = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines() if line.strip()]
-    toys = sorted({r["toy"] for r in rows}, key=lambda t: ("8gaussians", "25gaussians").index(t) if t in ("8gaussians", "25gaussians") else 9)
-    lines = ["| setting | " + " | ".join(f"{t}: modes (mean, min) | {t}: HQ % (mean, min) | {t}: s/run" for t in toys) + " |"]
+    toys = sorted(
+        {r["toy"] for r in rows},
+        key=lambda t: ("8gaussians", "25gaussians").index(t) if t in ("8gaussians", "25gaussians") else 9,
+    )
+    lines = [
+        "| setting | " + " | ".join(f"{t}: modes (mean, min) | {t}: HQ % (mean, min) | {t}: s/run" for t in toys) + " |"
+    ]
     lines.append("|---|" + "---:|---:|---:|" * len(toys))
     for s in [s for s in SETTINGS if any(r["setting"] == s for r in rows)]:
         cells = []

@@ -51,8 +51,6 @@ def test_arch_and_no_density():
 import copy  # noqa: E402
 import math  # noqa: E402
 
-import torch.nn.functional as F  # noqa: E402
-
 from deepgen.data import DataSpec, load_dataset  # noqa: E402
 from deepgen.models.gan import AAE, CGAN, AAEConfig, CGANConfig, InfoGAN, InfoGANConfig  # noqa: E402
 from deepgen.models.gan import losses as L  # noqa: E402
@@ -82,7 +80,9 @@ def test_minimax_generator_loss_saturates_where_the_nonsaturating_one_does_not()
     (g_ns,) = torch.autograd.grad(L.generator_loss("nonsaturating", d_fake), d_fake)
     assert abs(g_mm.item()) < 1e-3 < 0.99 < abs(g_ns.item())
     # the loss values: log(1 - sigmoid(d)) and -log sigmoid(d)
-    assert L.generator_loss("minimax", d_fake).item() == pytest.approx(math.log(1 - torch.sigmoid(d_fake).item()), rel=1e-5)
+    assert L.generator_loss("minimax", d_fake).item() == pytest.approx(
+        math.log(1 - torch.sigmoid(d_fake).item()), rel=1e-5
+    )
 
 
 def test_gradient_penalty_is_taken_on_interpolates_between_real_and_fake():
@@ -193,7 +193,11 @@ def test_unrolling_changes_the_generator_gradient():
     grads = []
     for m in (plain, unrolled):
         fake = m.generate(z)
-        d = torch.func.functional_call(m.discriminator, m._unrolled_params(x, None, fake, Ctx), (fake,)) if m.config.unroll else m.discriminator(fake)
+        d = (
+            torch.func.functional_call(m.discriminator, m._unrolled_params(x, None, fake, Ctx), (fake,))
+            if m.config.unroll
+            else m.discriminator(fake)
+        )
         g = torch.autograd.grad(L.generator_loss("nonsaturating", d), list(m.generator.parameters()))
         grads.append(torch.cat([t.flatten() for t in g]))
     assert not torch.allclose(grads[0], grads[1], atol=1e-6)
@@ -210,6 +214,9 @@ def test_cgan_label_changes_the_sample_and_the_score(cond):
     b = m.generate(z, torch.tensor([1, 1, 1, 1]))
     assert not torch.allclose(a, b)
     x = torch.rand(4, 1, 8, 8)
+    if cond == "projection":  # the embedding starts at zero (labels enter as training moves it)
+        assert torch.equal(m.discriminator(x, torch.tensor([0] * 4)), m.discriminator(x, torch.tensor([3] * 4)))
+        torch.nn.init.normal_(m.discriminator.embed.weight, std=0.1)
     assert not torch.allclose(m.discriminator(x, torch.tensor([0] * 4)), m.discriminator(x, torch.tensor([3] * 4)))
     s = m.sample(3, y=torch.tensor([2, 2, 2]), generator=torch.Generator().manual_seed(0))
     assert s.shape == (3, 1, 8, 8)
@@ -290,10 +297,14 @@ def test_cyclegan_cycle_loss_is_zero_for_an_inverse_pair_and_identity_loss_measu
     assert m.cycle_loss(a, b).item() == pytest.approx(0.0, abs=1e-6)
     assert torch.allclose(m.translate(a), 1 - a)
     # the inverse pair changes every pixel of an in-domain input: identity loss |1 - 2x| > 0
-    assert m.identity_loss(a, b).item() == pytest.approx(((1 - 2 * b).abs().mean() + (1 - 2 * a).abs().mean()).item(), rel=1e-5)
+    assert m.identity_loss(a, b).item() == pytest.approx(
+        ((1 - 2 * b).abs().mean() + (1 - 2 * a).abs().mean()).item(), rel=1e-5
+    )
     ident = _Map(lambda x: torch.logit(x))
     m.gen_ab, m.gen_ba = ident, ident
-    assert m.cycle_loss(a, b).item() == pytest.approx(0.0, abs=1e-6) and m.identity_loss(a, b).item() == pytest.approx(0.0, abs=1e-6)
+    assert m.cycle_loss(a, b).item() == pytest.approx(0.0, abs=1e-6) and m.identity_loss(a, b).item() == pytest.approx(
+        0.0, abs=1e-6
+    )
 
 
 def test_cyclegan_translates_both_ways_and_refuses_to_sample():

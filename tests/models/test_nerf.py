@@ -51,7 +51,9 @@ def test_positional_encoding_and_inverse_transform_sampling():
     p = torch.tensor([[0.25, -0.5, 1.0]])
     g = positional_encoding(p, 2)
     assert g.shape == (1, 3 * 5)
-    assert torch.allclose(g[0, 3:6], torch.sin(math.pi * p[0])) and torch.allclose(g[0, 9:12], torch.cos(math.pi * p[0]))
+    assert torch.allclose(g[0, 3:6], torch.sin(math.pi * p[0])) and torch.allclose(
+        g[0, 9:12], torch.cos(math.pi * p[0])
+    )
     # all the weight in bin 2 of 4 on [0, 4]: every fine sample lands in [2, 3)
     edges = torch.linspace(0, 4, 5).expand(3, 5)
     w = torch.tensor([[0.0, 0.0, 1.0, 0.0]]).expand(3, 4)

@@ -177,7 +177,9 @@ def _load_structured(spec: DataSpec) -> Dataset:
             DataSpec("digits", binarize=spec.binarize, val_fraction=spec.val_fraction, seed=spec.seed)
         )
         if name == "digits-mnist":  # the second domain is MNIST, from --data-dir
-            mnist = load_dataset(DataSpec("mnist", data_dir=spec.data_dir, val_fraction=spec.val_fraction, seed=spec.seed))
+            mnist = load_dataset(
+                DataSpec("mnist", data_dir=spec.data_dir, val_fraction=spec.val_fraction, seed=spec.seed)
+            )
             return domains.digits_and_mnist(digits, mnist).to_dataset()
         return domains.named_domains(name, digits, spec.seed).to_dataset()
     if spec.binarize != "none":

@@ -91,7 +91,9 @@ def upsample_digits(codes: torch.Tensor, levels: int) -> torch.Tensor:
 
 def digits_and_mnist(digits: Dataset, mnist: Dataset) -> DomainPair:
     """The ``digits-mnist`` pair: A upsampled sklearn digits, B MNIST (labels kept in both)."""
-    parts = [Split(upsample_digits(s.storage, s.levels), s.y, levels=256) for s in (digits.train, digits.val, digits.test)]
+    parts = [
+        Split(upsample_digits(s.storage, s.levels), s.y, levels=256) for s in (digits.train, digits.val, digits.test)
+    ]
     info_a = replace(mnist.info, name="digits-28x28")
     a = Dataset(info_a, *parts, source=f"{digits.source} (bilinear to 20x20, padded to 28x28)")
     return DomainPair("domains:digits-mnist", a, mnist)

@@ -65,7 +65,9 @@ def class_accuracy(quality: SampleQuality, samples: torch.Tensor, classes: int) 
     from deepgen.metrics.features import DomainClassifier, accuracy
 
     if not isinstance(quality.network, DomainClassifier):
-        return na("class accuracy", quality.reason or "needs a classifier feature network (deepgen-digits, deepgen-mnist)")
+        return na(
+            "class accuracy", quality.reason or "needs a classifier feature network (deepgen-digits, deepgen-mnist)"
+        )
     labels = torch.arange(len(samples)) % classes
     return {
         "value": accuracy(quality.network, samples, labels),

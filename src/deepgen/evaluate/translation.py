@@ -26,7 +26,9 @@ METRICS = ("fid", "kid", "precision", "recall")
 def translate_all(model: GenerativeModel, x: torch.Tensor, direction: str, batch_size: int = 256) -> torch.Tensor:
     """``model.translate`` over ``x`` in batches, on the model's device; results on the CPU."""
     dev = model.device
-    parts = [model.translate(x[i : i + batch_size].to(dev), direction=direction).cpu() for i in range(0, len(x), batch_size)]
+    parts = [
+        model.translate(x[i : i + batch_size].to(dev), direction=direction).cpu() for i in range(0, len(x), batch_size)
+    ]
     return torch.cat(parts)
 
 
@@ -45,7 +47,10 @@ def translation_metrics(
         q = SampleQuality.for_dataset(dst, features)
         m = q.evaluate(t, seed)
         for key in METRICS:
-            out[f"{key}_{direction}"] = {**m[key], "label": f"{m[key].get('label', key)} ({direction}, {len(t)} translations)"}
+            out[f"{key}_{direction}"] = {
+                **m[key],
+                "label": f"{m[key].get('label', key)} ({direction}, {len(t)} translations)",
+            }
         key = f"label_agreement_{direction}"
         if isinstance(q.network, DomainClassifier) and y is not None and dst.test.y is not None:
             ceiling = accuracy(q.network, dst.test.x, dst.test.y)

@@ -151,6 +151,7 @@ class GenerativeModel(nn.Module):
     density_summary: ClassVar[str] = "none"
     #: Training defaults that suit the model (merged under explicit user settings).
     train_defaults: ClassVar[dict[str, Any]] = {}
+
     @classmethod
     def train_defaults_for(cls, info: DataInfo, options: dict[str, Any] | None = None) -> dict[str, Any]:
         """Training defaults for data ``info`` and model options ``options``: ``train_defaults``

@@ -16,7 +16,6 @@ import torch
 from deepgen.data import Dataset
 from deepgen.train.sampler import EpochSampler
 
-
 #: Training sets whose decoded (float32) rows take at most this many bytes are decoded once, up front.
 DECODE_ONCE_BYTES = 64 << 20
 

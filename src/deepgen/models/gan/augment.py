@@ -49,7 +49,10 @@ def translation(x: torch.Tensor, generator=None, ratio: float = 0.125) -> torch.
     ty = torch.randint(-sh, sh + 1, (b, 1, 1), **kw)
     tx = torch.randint(-sw, sw + 1, (b, 1, 1), **kw)
     gb, gy, gx = torch.meshgrid(
-        torch.arange(b, device=x.device), torch.arange(h, device=x.device), torch.arange(w, device=x.device), indexing="ij"
+        torch.arange(b, device=x.device),
+        torch.arange(h, device=x.device),
+        torch.arange(w, device=x.device),
+        indexing="ij",
     )
     gy = (gy + ty + 1).clamp(0, h + 1)  # index into the zero-padded image: 0 and h + 1 are the padding
     gx = (gx + tx + 1).clamp(0, w + 1)

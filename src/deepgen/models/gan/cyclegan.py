@@ -82,7 +82,11 @@ class ResBlock(nn.Module):
     def __init__(self, c):
         super().__init__()
         self.net = nn.Sequential(
-            _conv(c, c, 3), nn.InstanceNorm2d(c, affine=True), nn.ReLU(), _conv(c, c, 3), nn.InstanceNorm2d(c, affine=True)
+            _conv(c, c, 3),
+            nn.InstanceNorm2d(c, affine=True),
+            nn.ReLU(),
+            _conv(c, c, 3),
+            nn.InstanceNorm2d(c, affine=True),
         )
 
     def forward(self, x):
@@ -167,7 +171,10 @@ class CycleGAN(GenerativeModel):
         self.squash = info.is_discrete  # data in [0, 1]: sigmoid outputs
 
     def why_no_density(self) -> str:
-        return "a CycleGAN is a pair of deterministic translators, not a density; evaluate translations with classifiers or FID"
+        return (
+            "a CycleGAN is a pair of deterministic translators, not a density; "
+            "evaluate translations with classifiers or FID"
+        )
 
     def configure_optimizers(self, cfg):
         return {

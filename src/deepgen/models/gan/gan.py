@@ -223,7 +223,9 @@ class GAN(GenerativeModel):
         )
 
     # -- the networks -------------------------------------------------------------------------------
-    def generate(self, z: torch.Tensor, y: torch.Tensor | None = None, code: torch.Tensor | None = None) -> torch.Tensor:
+    def generate(
+        self, z: torch.Tensor, y: torch.Tensor | None = None, code: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """G(z[, y][, c]) in data space (continuous values; :meth:`sample` snaps them to the lattice)."""
         parts = [z]
         if self.classes:
@@ -299,7 +301,10 @@ class GAN(GenerativeModel):
         params = dict(self.discriminator.named_parameters())
         state = [opt.state.get(p, {}) for p in params.values()]
         m = [s["exp_avg"].clone() if "exp_avg" in s else torch.zeros_like(p) for s, p in zip(state, params.values())]
-        v = [s["exp_avg_sq"].clone() if "exp_avg_sq" in s else torch.zeros_like(p) for s, p in zip(state, params.values())]
+        v = [
+            s["exp_avg_sq"].clone() if "exp_avg_sq" in s else torch.zeros_like(p)
+            for s, p in zip(state, params.values())
+        ]
         t0 = int(state[0]["step"]) if state and "step" in state[0] else 0
         cur = {n: p.detach().requires_grad_(True) for n, p in params.items()}  # leaves: start of the unroll
         for k in range(self.config.unroll):

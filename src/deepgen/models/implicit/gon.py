@@ -70,7 +70,9 @@ def _grad_at_origin(loss_fn, shape, like: torch.Tensor) -> torch.Tensor:
 
 def _check_images(model, info):
     if not info.is_image:
-        raise DataError(f"{model.name}: an implicit decoder over pixel coordinates needs images; {info.name} has shape {info.shape}")
+        raise DataError(
+            f"{model.name}: an implicit decoder over pixel coordinates needs images; {info.name} has shape {info.shape}"
+        )
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,9 @@ def _draw_at(model, params: torch.Tensor, res, mean: bool, generator=None) -> to
     head = model.likelihood
     if res != tuple(info.shape[1:]):
         if hasattr(head, "log_std"):
-            raise ConfigError(f"{model.name}: a Gaussian decoder's learned per-pixel std exists only at the training resolution")
+            raise ConfigError(
+                f"{model.name}: a Gaussian decoder's learned per-pixel std exists only at the training resolution"
+            )
         head = likelihood_head(replace(info, shape=(info.shape[0], *res)), head.kind, model=model.name)
     return head.mean(params) if mean else head.sample(params, generator)
 
@@ -135,7 +139,12 @@ class GON(GenerativeModel):
         cfg = self.config
         self.likelihood = likelihood_head(info, cfg.decoder, model=self.name)
         self.decoder = ImplicitDecoder(
-            cfg.latent_dim, info.shape[0] * self.likelihood.params_per_dim, info.shape[1:], cfg.hidden, cfg.layers, cfg.w0
+            cfg.latent_dim,
+            info.shape[0] * self.likelihood.params_per_dim,
+            info.shape[1:],
+            cfg.hidden,
+            cfg.layers,
+            cfg.w0,
         )
         n = cfg.latent_dim
         self.register_buffer("z_count", torch.zeros((), dtype=torch.float64))
@@ -143,7 +152,9 @@ class GON(GenerativeModel):
         self.register_buffer("z_outer", torch.zeros(n, n, dtype=torch.float64))
 
     def why_no_density(self) -> str:
-        return "a GON has no prior over its latents (use vgon for an ELBO); evaluate samples with FID or reconstructions"
+        return (
+            "a GON has no prior over its latents (use vgon for an ELBO); evaluate samples with FID or reconstructions"
+        )
 
     def nll(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """-log p(x | F(z)), (B,) nats."""
@@ -231,7 +242,12 @@ class VGON(VAE):
         n = cfg.latent_dim
         self.encoder = nn.Linear(n, 2 * n)  # g -> (mu, log sigma^2)
         self.decoder = ImplicitDecoder(
-            n, info.shape[0] * self.likelihood.params_per_dim, info.shape[1:], cfg.siren_hidden, cfg.siren_layers, cfg.w0
+            n,
+            info.shape[0] * self.likelihood.params_per_dim,
+            info.shape[1:],
+            cfg.siren_hidden,
+            cfg.siren_layers,
+            cfg.w0,
         )
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -239,7 +255,9 @@ class VGON(VAE):
 
         def inner(z0):
             mu0, logvar0 = self.encoder(z0).chunk(2, dim=1)
-            return -self.likelihood.log_prob(self.decoder(mu0), x) + kl_normal_per_dim(mu0, logvar0.clamp(-12.0, 8.0)).sum(1)
+            return -self.likelihood.log_prob(self.decoder(mu0), x) + kl_normal_per_dim(
+                mu0, logvar0.clamp(-12.0, 8.0)
+            ).sum(1)
 
         g = _grad_at_origin(inner, (len(x), self.config.latent_dim), x)
         mu, logvar = self.encoder(g).chunk(2, dim=1)

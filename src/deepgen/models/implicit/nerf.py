@@ -4,8 +4,9 @@ arXiv:2003.08934).
 An MLP maps a point x and a view direction d, each through the positional encoding
 gamma(p) = (p, sin(2^k pi p), cos(2^k pi p))_{k < L}, to a density sigma(x) >= 0 (from x only; a
 softplus, where the paper's ReLU could leave a small network with zero density, hence zero
-gradient, on every ray) and a colour c(x, d) in [0, 1]. A ray r(t) = o + t d is rendered by the quadrature of the volume-rendering
-integral (the paper's eq. 3), for sample distances t_1 < ... < t_N on [near, far]:
+gradient, on every ray) and a colour c(x, d) in [0, 1]. A ray r(t) = o + t d is rendered by the
+quadrature of the volume-rendering integral (the paper's eq. 3), for sample distances
+t_1 < ... < t_N on [near, far]:
 
     C(r) = sum_i T_i (1 - exp(-sigma_i delta_i)) c_i + T_{N+1} c_bg,   T_i = exp(-sum_{j<i} sigma_j delta_j),
 
@@ -154,13 +155,17 @@ class NeRF(GenerativeModel):
     def __init__(self, info, config=None):
         super().__init__(info, config)
         cfg = self.config
-        net = dict(hidden=cfg.hidden, layers=cfg.layers, pos_freqs=cfg.pos_freqs, dir_freqs=cfg.dir_freqs, skips=(cfg.skip,))
+        net = dict(
+            hidden=cfg.hidden, layers=cfg.layers, pos_freqs=cfg.pos_freqs, dir_freqs=cfg.dir_freqs, skips=(cfg.skip,)
+        )
         self.coarse_net = RadianceField(**net)
         self.fine_net = RadianceField(**net) if cfg.fine else None
         self.near, self.far = (float(b) for b in info.bounds)
 
     def why_no_density(self) -> str:
-        return "a NeRF is a radiance field of one scene, not a distribution; evaluate it with PSNR/SSIM on held-out views"
+        return (
+            "a NeRF is a radiance field of one scene, not a distribution; evaluate it with PSNR/SSIM on held-out views"
+        )
 
     def _points(self, o, d, t):
         return o[:, None, :] + t[..., None] * d[:, None, :]
@@ -219,6 +224,8 @@ class NeRF(GenerativeModel):
         views = []
         for k in range(n):
             az = math.radians(options.azimuth) + 2 * math.pi * k / n
-            eye = options.radius * torch.tensor([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
+            eye = options.radius * torch.tensor(
+                [math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)]
+            )
             views.append(self.render_view(look_at(eye), size))
         return torch.stack(views)

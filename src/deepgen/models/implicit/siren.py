@@ -83,7 +83,9 @@ class SIREN(GenerativeModel):
             self.net = torch.nn.Sequential(ff, relu_mlp(2 * cfg.fourier_features, c, cfg.hidden, cfg.layers))
 
     def why_no_density(self) -> str:
-        return "a SIREN is one fitted signal (coordinates -> values), not a distribution; evaluate it with PSNR and SSIM"
+        return (
+            "a SIREN is one fitted signal (coordinates -> values), not a distribution; evaluate it with PSNR and SSIM"
+        )
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Values (N, C) at coordinates ``x`` (N, d)."""
