@@ -35,7 +35,8 @@ def main():
     spec = run.data_spec if args.data_dir is None else type(run.data_spec)(run.data_spec.name, data_dir=args.data_dir)
     ds = load_dataset(spec)
     t = time.time()
-    logz, se = m.ais_log_partition(steps=args.steps, chains=args.chains, generator=torch.Generator().manual_seed(args.seed))
+    g = torch.Generator().manual_seed(args.seed)
+    logz, se = m.ais_log_partition(steps=args.steps, chains=args.chains, generator=g)
     with torch.no_grad():
         x = ds.test.x
         f = torch.cat([m.free_energy(m.to_units(x[i : i + 1000])).double() for i in range(0, len(x), 1000)])
