@@ -60,8 +60,9 @@ def main():
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--out", default="docs/images/siren_fit")
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     ds = load_dataset(DataSpec(f"signal:{args.signal}", image_size=args.size))
     base = SIRENConfig(hidden=args.hidden, layers=args.layers)
     target = params(SIREN(ds.info, base))
@@ -79,7 +80,7 @@ def main():
         trace = PSNRTrace(args.every, ds.train.x, ds.train.y)
         trace.every = args.every
         tc = TrainConfig(steps=args.steps, batch_size=n, lr=args.lr, seed=0, progress=False, eval_every=0,
-                         ckpt_every=0, log_every=args.every, threads=1)  # fmt: skip
+                         ckpt_every=0, log_every=args.every, threads=args.threads)  # fmt: skip
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             Trainer(model, ds, tc, tmp, callbacks=[trace], plots=False, quiet=True).fit()
