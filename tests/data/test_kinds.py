@@ -16,6 +16,7 @@ from deepgen.data.scenes import (
     quadrature_render,
     render_shapes,
     ring_poses,
+    shape_fields,
 )
 from deepgen.data.signals import coordinate_grid, named_signal, rows_to_values, values_to_rows, waves_field
 from deepgen.errors import DataError
@@ -97,17 +98,7 @@ def test_exact_renderer_agrees_with_quadrature():
     exact, _ = render_shapes(SPHERES_SCENE, o, d, 2.0, 6.0)
 
     def fields(pts):
-        flat = pts.reshape(-1, 3)
-        sig, sc = torch.zeros(len(flat), dtype=torch.float64), torch.zeros(len(flat), 3, dtype=torch.float64)
-        for s in SPHERES_SCENE:
-            c = torch.tensor(s.centre, dtype=torch.float64)
-            if s.kind == "sphere":
-                inside = (flat - c).norm(dim=-1) < s.size[0]
-            else:
-                inside = ((flat - c).abs() < torch.tensor(s.size, dtype=torch.float64)).all(-1)
-            sig += inside * s.density
-            sc += (inside * s.density)[:, None] * torch.tensor(s.colour, dtype=torch.float64)
-        return sig.reshape(pts.shape[:-1]), (sc / sig.clamp_min(1e-12)[:, None]).reshape(*pts.shape[:-1], 3)
+        return shape_fields(SPHERES_SCENE, pts)
 
     approx = quadrature_render(lambda p: fields(p)[0], lambda p: fields(p)[1], o, d, 2.0, 6.0, n_samples=4000)
     assert (approx - exact).abs().max() < 1e-2 and (exact.std() > 0.05)

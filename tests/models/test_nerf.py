@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from deepgen.data import DataSpec, load_dataset
-from deepgen.data.scenes import SPHERES_SCENE, camera_rays, render_shapes, ring_poses
+from deepgen.data.scenes import SPHERES_SCENE, camera_rays, render_shapes, ring_poses, shape_fields
 from deepgen.models.implicit import NeRF, NeRFConfig
 from deepgen.models.implicit.nerf import composite, positional_encoding, sample_pdf
 from deepgen.train import TrainConfig, Trainer
@@ -17,17 +17,7 @@ from deepgen.train import TrainConfig, Trainer
 
 def _fields(pts):
     """The spheres scene's exact density and colour at points (..., 3)."""
-    flat = pts.reshape(-1, 3)
-    sig, sc = torch.zeros(len(flat), dtype=torch.float64), torch.zeros(len(flat), 3, dtype=torch.float64)
-    for s in SPHERES_SCENE:
-        c = torch.tensor(s.centre, dtype=torch.float64)
-        if s.kind == "sphere":
-            inside = (flat - c).norm(dim=-1) < s.size[0]
-        else:
-            inside = ((flat - c).abs() < torch.tensor(s.size, dtype=torch.float64)).all(-1)
-        sig += inside * s.density
-        sc += (inside * s.density)[:, None] * torch.tensor(s.colour, dtype=torch.float64)
-    return sig.reshape(pts.shape[:-1]), (sc / sig.clamp_min(1e-12)[:, None]).reshape(*pts.shape[:-1], 3)
+    return shape_fields(SPHERES_SCENE, pts)
 
 
 def test_quadrature_converges_to_the_exact_volume_rendering_integral():

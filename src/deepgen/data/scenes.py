@@ -162,6 +162,24 @@ def render_shapes(
     return colour + t_far[:, None] * background, t_far
 
 
+def shape_fields(shapes: tuple[Shape, ...], pts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The exact density ``(...)`` and colour ``(..., 3)`` of ``shapes`` at points ``(..., 3)`` (float64):
+    densities add where shapes overlap, colours mix in proportion to them."""
+    flat = pts.reshape(-1, 3).double()
+    sig = torch.zeros(len(flat), dtype=torch.float64)
+    sc = torch.zeros(len(flat), 3, dtype=torch.float64)
+    for s in shapes:
+        c = torch.tensor(s.centre, dtype=torch.float64)
+        if s.kind == "sphere":
+            inside = (flat - c).norm(dim=-1) < s.size[0]
+        else:
+            inside = ((flat - c).abs() < torch.tensor(s.size, dtype=torch.float64)).all(-1)
+        sig += inside * s.density
+        sc += (inside * s.density)[:, None] * torch.tensor(s.colour, dtype=torch.float64)
+    rgb = sc / sig.clamp_min(1e-12)[:, None]
+    return sig.reshape(pts.shape[:-1]), rgb.reshape(*pts.shape[:-1], 3)
+
+
 def quadrature_render(
     sigma_fn: Callable[[torch.Tensor], torch.Tensor],
     rgb_fn: Callable[[torch.Tensor], torch.Tensor],
