@@ -61,24 +61,30 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--out", default="docs/images/siren_fit")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--fourier-scales", default="10", help="comma-separated sigmas of the Fourier-feature baseline")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     ds = load_dataset(DataSpec(f"signal:{args.signal}", image_size=args.size))
     base = SIRENConfig(hidden=args.hidden, layers=args.layers)
     target = params(SIREN(ds.info, base))
     configs = {"SIREN (sine)": base, "ReLU": SIRENConfig(activation="relu", hidden=args.hidden, layers=args.layers)}
-    ff = min(
-        (SIRENConfig(activation="fourier", hidden=h, layers=args.layers) for h in range(4, 2 * args.hidden)),
-        key=lambda c: abs(params(SIREN(ds.info, c)) - target),
-    )
-    configs["ReLU + Fourier features"] = ff
+    for sigma in (float(s) for s in args.fourier_scales.split(",")):
+        ff = min(
+            (SIRENConfig(activation="fourier", hidden=h, layers=args.layers, fourier_scale=sigma)
+             for h in range(4, 2 * args.hidden)),
+            key=lambda c: abs(params(SIREN(ds.info, c)) - target),
+        )  # fmt: skip
+        configs[f"ReLU + Fourier features (sigma {sigma:g})"] = ff
     results, images = {}, {}
     n = len(ds.train)
+    values = ds.train.y[:, : ds.info.channels]  # the rows' targets also carry the photo's derivatives
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {k: v for k, v in vars(args).items()}
     for name, cfg in configs.items():
         torch.manual_seed(0)
         model = SIREN(ds.info, cfg)
-        trace = PSNRTrace(args.every, ds.train.x, ds.train.y)
-        trace.every = args.every
+        trace = PSNRTrace(args.every, ds.train.x, values)
         tc = TrainConfig(steps=args.steps, batch_size=n, lr=args.lr, seed=0, progress=False, eval_every=0,
                          ckpt_every=0, log_every=args.every, threads=args.threads)  # fmt: skip
         t0 = time.perf_counter()
@@ -95,21 +101,19 @@ def main():
         images[name] = model.render(tuple(ds.info.grid))
         print(f"{name}: {results[name]['parameters']:,} parameters, train PSNR {trace.trace[-1][1]:.2f} dB, "
               f"2x PSNR {results[name]['psnr_2x']:.2f} dB, {seconds:.0f} s", flush=True)  # fmt: skip
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {k: v for k, v in vars(args).items()}
-    Path(f"{out}.json").write_text(json.dumps({"settings": meta, "results": results}, indent=1))
-    fig = plt.figure(figsize=(12, 3.4))
-    ax = fig.add_subplot(1, 5, 1)
+        Path(f"{out}.json").write_text(json.dumps({"settings": meta, "results": results}, indent=1))
+    panels = len(results) + 2
+    fig = plt.figure(figsize=(2.4 * panels, 3.4))
+    ax = fig.add_subplot(1, panels, 1)
     for name, r in results.items():
         steps, psnr = zip(*r["trace"])
         ax.plot(steps, psnr, label=f"{name} ({r['parameters'] // 1000}k)")
     ax.set_xlabel("step")
     ax.set_ylabel("PSNR on the fitted pixels (dB)")
     ax.legend(fontsize=7)
-    truth = rows_to_values(ds.train.y, tuple(ds.info.grid))
+    truth = rows_to_values(values, tuple(ds.info.grid))
     for i, (name, img) in enumerate([("photo", truth), *images.items()]):
-        a = fig.add_subplot(1, 5, i + 2)
+        a = fig.add_subplot(1, panels, i + 2)
         a.imshow(img.permute(1, 2, 0).numpy())
         title = name if name == "photo" else f"{name}\n{results[name]['final_psnr_train']:.1f} dB"
         a.set_title(title, fontsize=8)

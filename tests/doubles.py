@@ -196,7 +196,7 @@ class SignalMLP(GenerativeModel):
         return self.net(x)
 
     def loss(self, x, y=None):
-        return {"loss": (self.predict(x) - y).pow(2).mean()}
+        return {"loss": (self.predict(x) - y[:, : self.info.channels]).pow(2).mean()}  # y: values, derivatives
 
     def _sample(self, n, options, *, generator, y):
         from deepgen.data.signals import coordinate_grid, rows_to_values

@@ -104,6 +104,23 @@ def test_gan_has_no_density(tmp_path):
     assert res["metrics"]["nll"]["value"] is None and res["metrics"]["mmd2"]["value"] is not None
 
 
+def test_siren_fits_an_image_file_from_its_gradient_and_renders_it_larger(tmp_path):
+    from PIL import Image
+
+    u = np.linspace(0, 1, 12)
+    Image.fromarray((np.outer(u, 1 - u)[..., None] * [255, 128, 64]).astype(np.uint8)).save(tmp_path / "im.png")
+    out = tmp_path / "siren"
+    p = deepgen("train", "siren", "--data", tmp_path / "im.png", "--steps", "5", "--out", out,
+                "-o", "fit=gradient", "-o", "hidden=8", "-o", "layers=2")  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    p = deepgen("sample", out, "-n", "1", "-s", "resolution=30,30", "--out", tmp_path / "big.npy")
+    assert p.returncode == 0, p.stderr
+    assert np.load(tmp_path / "big.npy").shape == (1, 3, 30, 30)
+    p = deepgen("eval", out, "--out", tmp_path / "e.json")
+    assert p.returncode == 0, p.stderr
+    assert "psnr" in json.loads((tmp_path / "e.json").read_text())["metrics"]
+
+
 def test_cyclegan_translates_both_ways_and_evaluates_translations(tmp_path):
     out = tmp_path / "cyc"
     p = deepgen("train", "cyclegan", "--data", "domains:digits-inverted", "--steps", "10", "--out", out,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from deepgen.data import DataSpec, dataset_table, load_dataset, validate_tensor
+from deepgen.data import DataSpec, dataset_table, load_dataset, load_eval_split, validate_tensor
 from deepgen.data.scenes import (
     SPHERES_SCENE,
     Shape,
@@ -18,7 +20,15 @@ from deepgen.data.scenes import (
     ring_poses,
     shape_fields,
 )
-from deepgen.data.signals import coordinate_grid, named_signal, rows_to_values, values_to_rows, waves_field
+from deepgen.data.signals import (
+    coordinate_grid,
+    field_derivatives,
+    grid_derivatives,
+    named_signal,
+    rows_to_values,
+    values_to_rows,
+    waves_field,
+)
 from deepgen.errors import DataError
 
 
@@ -44,11 +54,13 @@ def test_coordinate_grid_uses_pixel_centres():
 def test_analytic_signal_at_two_resolutions():
     ds = named_signal("waves", 16).to_dataset()
     assert ds.info.kind == "signal" and ds.info.grid == (16, 16) and ds.info.row_shape == (2,)
-    assert ds.train.x.shape == (256, 2) and ds.train.y.shape == (256, 3) and ds.test.x.shape == (1024, 2)
+    # targets: 3 values, 3 x 2 gradient components, 3 Laplacians
+    assert ds.train.x.shape == (256, 2) and ds.train.y.shape == (256, 12) and ds.test.x.shape == (1024, 2)
     for split in (ds.train, ds.test):  # exact values at both resolutions
-        assert torch.allclose(split.y, waves_field(split.x), atol=1e-6)
-    img = rows_to_values(ds.train.y, (16, 16))
-    assert img.shape == (3, 16, 16) and torch.equal(values_to_rows(img), ds.train.y)
+        assert torch.allclose(split.y[:, :3], waves_field(split.x), atol=1e-6)
+    values = ds.train.y[:, :3]
+    img = rows_to_values(values, (16, 16))
+    assert img.shape == (3, 16, 16) and torch.equal(values_to_rows(img), values)
     assert torch.equal(img, ds.container.values)
     validate_tensor(ds.train.x[:4], ds.info)
     chirp = load_dataset(DataSpec("signal:chirp", image_size=32))
@@ -57,12 +69,53 @@ def test_analytic_signal_at_two_resolutions():
 
 def test_photo_signal_values_and_resolutions():
     ds = load_dataset(DataSpec("signal:flower", image_size=24))
-    assert ds.train.y.shape == (24 * 24, 3) and ds.test.y.shape == (48 * 48, 3)
-    assert 0 <= float(ds.train.y.min()) and float(ds.train.y.max()) <= 1 and float(ds.train.y.std()) > 0.05
+    assert ds.train.y.shape == (24 * 24, 12) and ds.test.y.shape == (48 * 48, 12)
+    v = ds.train.y[:, :3]
+    assert 0 <= float(v.min()) and float(v.max()) <= 1 and float(v.std()) > 0.05
     # the 2x evaluation grid is the same photo: averaging 2x2 blocks comes close to the native image
-    lo = rows_to_values(ds.train.y, (24, 24))
-    hi = rows_to_values(ds.test.y, (48, 48))
+    lo = rows_to_values(v, (24, 24))
+    hi = rows_to_values(ds.test.y[:, :3], (48, 48))
     assert (torch.nn.functional.avg_pool2d(hi[None], 2)[0] - lo).abs().mean() < 0.03
+
+
+def test_finite_difference_derivatives_converge_to_the_exact_ones():
+    """A photo's derivative targets are Sobel / 5-point differences; on the analytic field, where autograd
+    gives the exact derivatives, their error falls as the grid is refined (second order)."""
+    errors = []
+    for n in (32, 64, 128):
+        coords = coordinate_grid((n, n))
+        values = rows_to_values(waves_field(coords), (n, n))
+        grad, lap = (values_to_rows(t) for t in grid_derivatives(values))
+        g_exact, l_exact = field_derivatives(waves_field, coords)
+        inner = (coords.abs() < 0.9).all(1)  # mirrored borders are first-order there: compare the inside
+        errors.append(
+            tuple(((a - b)[inner].norm() / b[inner].norm()).item() for a, b in [(grad, g_exact), (lap, l_exact)])
+        )
+    for (g0, l0), (g1, l1) in zip(errors, errors[1:]):
+        assert g1 < g0 / 3 and l1 < l0 / 3  # second order: 4x smaller per halving of h
+    assert errors[-1][0] < 0.01 and errors[-1][1] < 0.02
+    # channel-major layout: column k d + j is d value_k / d c_j, here checked on a ramp in one channel
+    ramp = torch.stack([coordinate_grid((8, 8))[:, 1].reshape(8, 8) * 3, torch.zeros(8, 8)])
+    grad, lap = grid_derivatives(ramp)
+    assert torch.allclose(grad[1, 1:-1, 1:-1], torch.tensor(3.0)) and grad[[0, 2, 3]].abs().max() < 1e-6
+    assert lap[:, 1:-1, 1:-1].abs().max() < 1e-4
+
+
+def test_one_image_file_is_a_signal(tmp_path):
+    rgb = (np.arange(6 * 10 * 3) % 256).astype(np.uint8).reshape(6, 10, 3)
+    Image.fromarray(rgb).save(tmp_path / "pic.png")
+    Image.fromarray(rgb[..., 0]).save(tmp_path / "grey.png")
+    ds = load_dataset(DataSpec(str(tmp_path / "pic.png")))
+    assert ds.info.kind == "signal" and ds.info.grid == (6, 10) and ds.info.channels == 3
+    assert torch.equal(rows_to_values(ds.train.y[:, :3], (6, 10)) * 255, torch.from_numpy(rgb).permute(2, 0, 1).float())
+    assert ds.test.x.shape == (12 * 20, 2)  # evaluated at twice the resolution
+    grey = load_dataset(DataSpec(str(tmp_path / "grey.png"), image_size=5))
+    assert grey.info.channels == 1 and grey.info.grid == (3, 5)  # the longer side is --image-size
+    split, info = load_eval_split(DataSpec(str(tmp_path / "pic.png")))
+    assert info.kind == "signal" and len(split) == 12 * 20
+    (tmp_path / "bad.png").write_text("not an image")
+    with pytest.raises(DataError, match="not an image"):
+        load_dataset(DataSpec(str(tmp_path / "bad.png")))
 
 
 def test_camera_rays_geometry():

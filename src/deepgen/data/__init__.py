@@ -10,7 +10,8 @@ Names: the 2D toys (``moons``, ``circles``, ``8gaussians``, ``25gaussians``, ``c
 (from ``--data-dir`` / ``$DEEPGEN_DATA``), signals ``signal:china``, ``signal:flower``, ``signal:waves``,
 ``signal:chirp`` (:mod:`deepgen.data.signals`), the scene ``scene:spheres`` (:mod:`deepgen.data.scenes`),
 unpaired domains ``domains:digits-inverted``, ``domains:digits-transposed`` (:mod:`deepgen.data.domains`),
-or a path: ``.npy``, ``.csv`` or a folder of images (:mod:`deepgen.data.user_files`).
+or a path: ``.npy``, ``.csv`` or a folder of images (:mod:`deepgen.data.user_files`), or one image file
+(``.png``, ``.jpg``, ...), which is a signal (:func:`deepgen.data.signals.image_file`).
 
 Every :class:`Dataset` has a kind (``ds.info.kind``): ``examples``, ``signal``, ``scene`` or ``domains``;
 callers ask it (and ``info.row_shape`` / ``info.target_shape``) rather than guessing from shapes.
@@ -104,6 +105,7 @@ def dataset_table() -> list[dict]:
     rows = [{"name": k, "description": v} for k, v in NAMED.items()]
     rows.append({"name": "PATH.npy | PATH.csv", "description": "your table (N, D) or images (N, [C,] H, W)"})
     rows.append({"name": "DIR/", "description": "a folder of PNG/JPEG images (--image-size, --channels)"})
+    rows.append({"name": "IMAGE.png", "description": "one image as a signal: coordinates -> colours (siren)"})
     return rows
 
 
@@ -213,6 +215,12 @@ def user_path(name: str) -> Path:
     raise UnknownNameError("dataset", name, list(NAMED) + ["PATH.npy", "PATH.csv", "DIR/"])
 
 
+def is_image_file(name: str) -> bool:
+    """True when ``name`` is one existing image file (loaded as a signal, not as a table of examples)."""
+    path = Path(name).expanduser()
+    return path.is_file() and path.suffix.lower() in images.IMAGE_SUFFIXES
+
+
 def resolve_user_path(spec: DataSpec) -> DataSpec:
     """``spec`` with a user file's name made absolute, so a run stored with it works from any folder.
 
@@ -237,6 +245,8 @@ def load_dataset(spec: DataSpec | str, info: DataInfo | None = None) -> Dataset:
         info_new, splits, source = _load_named(spec)
     else:
         path = user_path(spec.name)
+        if is_image_file(spec.name):  # one image file: a signal (coordinates -> colours), for SIREN
+            return signals.image_file(path, spec.image_size).to_dataset()
         arr, levels = read_user_array(spec, info)
         if len(arr) < 2:
             raise DataError(f"{spec.name}: has {len(arr)} example(s); training needs at least 2")
@@ -257,7 +267,7 @@ def load_dataset(spec: DataSpec | str, info: DataInfo | None = None) -> Dataset:
 def load_eval_split(spec: DataSpec | str, info: DataInfo | None = None) -> tuple[Split, DataInfo]:
     """Data to score: the test split of a named dataset, or every row of a user file, in order."""
     spec = DataSpec(spec) if isinstance(spec, str) else spec
-    if spec.name in NAMED:
+    if spec.name in NAMED or is_image_file(spec.name):
         ds = load_dataset(spec, info)
         return ds.test, ds.info
     user_path(spec.name)

@@ -5,10 +5,20 @@ single signal ``f: [-1, 1]^d -> R^C``. deepgen holds it as a :class:`Signal` and
 :class:`~deepgen.data.base.Dataset` of kind ``"signal"`` whose rows are (coordinate, value) pairs:
 
 * ``split.x`` (``storage``): coordinates, float32 ``(N, d)`` in ``[-1, 1]``;
-* ``split.y``: float32 targets ``(N, C)``, values in ``[0, 1]`` (an RGB photo's 8-bit pixels / 255).
+* ``split.y``: float32 targets ``(N, C (d + 2))``: first the values ``(N, C)`` in ``[0, 1]`` (an RGB
+  photo's 8-bit pixels / 255), then the signal's gradient with respect to the coordinates
+  ``(N, C d)`` (channel-major: column ``C + k d + j`` is d value_k / d c_j), then its Laplacian
+  ``(N, C)``. :func:`split_targets` takes them apart.
 
 So the engine batches a signal exactly as it batches labelled examples (rows of ``x`` with their
-``y``); a signal model's ``loss(x, y)`` regresses ``y`` on ``x``.
+``y``); a signal model's ``loss(x, y)`` regresses the values on ``x`` or, as in SIREN's Poisson
+experiment, matches its own derivatives to the signal's (fitting a photo from its gradients alone).
+
+Derivatives are in value units per coordinate unit (a grid of ``n`` pixels spans 2, so the spacing
+is ``h = 2 / n``). An analytic field's are exact (autograd through the field); a photo's are finite
+differences of its pixels as in the SIREN paper: the Sobel operator (a central difference smoothed
+by [1, 2, 1] / 4 across the other axis) divided by ``2 h``, and the 5-point Laplacian divided by
+``h^2``, with mirrored borders.
 
 Conventions:
 
@@ -26,7 +36,7 @@ or the analytic field evaluated), so their PSNR measures the representation betw
 >>> s = named_signal("waves", 32)
 >>> ds = s.to_dataset()
 >>> ds.train.x.shape, ds.train.y.shape, ds.test.x.shape
-(torch.Size([1024, 2]), torch.Size([1024, 3]), torch.Size([4096, 2]))
+(torch.Size([1024, 2]), torch.Size([1024, 12]), torch.Size([4096, 2]))
 """
 
 from __future__ import annotations
@@ -48,6 +58,69 @@ def coordinate_grid(resolution: tuple[int, ...] | int, dtype: torch.dtype = torc
     axes = [(2 * torch.arange(n, dtype=torch.float64) + 1) / n - 1 for n in res]
     grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1)
     return grid.reshape(-1, len(res)).to(dtype)
+
+
+def grid_derivatives(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Finite-difference gradient ``(C d, *grid)`` and Laplacian ``(C, *grid)`` of values ``(C, *grid)``.
+
+    Coordinates span [-1, 1] along every axis (spacing ``2 / n``). Along axis ``j`` the derivative is
+    the central difference, smoothed by [1, 2, 1] / 4 along the other axis of a 2-D grid (the Sobel
+    operator); the Laplacian is the sum of second differences. Borders are mirrored.
+    """
+    c, grid = values.shape[0], tuple(values.shape[1:])
+    d = len(grid)
+    if d not in (1, 2):
+        raise ValueError(f"finite-difference derivatives are for 1-D and 2-D grids, got {d}-D")
+    v = values.double()
+    pad = torch.nn.functional.pad(v.reshape(1, c, *grid), (1, 1) * d, mode="reflect").squeeze(0)
+
+    def shifted(offsets):  # pad[..., i + 1 + o] for every pixel i of the native grid
+        idx = tuple(slice(1 + o, 1 + o + n) for o, n in zip(offsets, grid))
+        return pad[(slice(None), *idx)]
+
+    grads, lap = [], torch.zeros_like(v)
+    for j, n in enumerate(grid):
+        h = 2.0 / n
+        step = [0] * d
+        step[j] = 1
+        back = [-s for s in step]
+        lap += (shifted(step) - 2 * v + shifted(back)) / h**2
+        if d == 1:
+            grads.append((shifted(step) - shifted(back)) / (2 * h))
+            continue
+        across = [0, 0]
+        across[1 - j] = 1
+        diff = 0
+        for a, w in ((-1, 1.0), (0, 2.0), (1, 1.0)):
+            off = [s * a for s in across]
+            fwd = [x + y for x, y in zip(step, off)]
+            bwd = [x + y for x, y in zip(back, off)]
+            diff = diff + w / 4 * (shifted(fwd) - shifted(bwd))
+        grads.append(diff / (2 * h))
+    grad = torch.stack(grads, 1).reshape(c * d, *grid)  # channel-major: row k d + j is d v_k / d c_j
+    return grad.float(), lap.float()
+
+
+def field_derivatives(field: Callable[[torch.Tensor], torch.Tensor], coords: torch.Tensor):
+    """Exact gradient ``(N, C d)`` (channel-major) and Laplacian ``(N, C)`` of a field by autograd."""
+    x = coords.double().requires_grad_(True)
+    with torch.enable_grad():
+        out = field(x).double()
+        grads, laps = [], []
+        for k in range(out.shape[1]):
+            (g,) = torch.autograd.grad(out[:, k].sum(), x, create_graph=True)
+            lap = sum(torch.autograd.grad(g[:, j].sum(), x, retain_graph=True)[0][:, j] for j in range(x.shape[1]))
+            grads.append(g.detach())
+            laps.append(lap.detach())
+    return torch.cat(grads, 1).float(), torch.stack(laps, 1).float()
+
+
+def split_targets(y: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A signal's target rows ``(N, C (d + 2))`` -> values ``(N, C)``, gradient ``(N, C d)``, Laplacian ``(N, C)``."""
+    d = y.shape[1] // channels - 2
+    if d < 1 or y.shape[1] != channels * (d + 2):
+        raise ValueError(f"signal targets need C (d + 2) columns for C = {channels}, got {y.shape[1]}")
+    return y[:, :channels], y[:, channels : channels * (d + 1)], y[:, channels * (d + 1) :]
 
 
 def values_to_rows(values: torch.Tensor) -> torch.Tensor:
@@ -73,6 +146,8 @@ class Signal:
             resolution (a photo is resampled with an antialiasing filter, an analytic field evaluated at
             the pixel centres).
         source: where it came from, for reports.
+        field: the analytic function ``(N, d) -> (N, C)`` when there is one (its derivatives are then
+            exact), else None (finite differences of the pixels).
     """
 
     name: str
@@ -80,6 +155,7 @@ class Signal:
     channels: int
     sample_at: Callable[[tuple[int, ...]], torch.Tensor]
     source: str = ""
+    field: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     @property
     def values(self) -> torch.Tensor:
@@ -91,8 +167,15 @@ class Signal:
         return DataInfo(self.name, (self.channels, *self.resolution), kind="signal", grid=self.resolution)
 
     def split_at(self, resolution: tuple[int, ...]) -> Split:
-        """All pixels at ``resolution``: coordinates ``x`` (N, d) and values ``y`` (N, C)."""
-        return Split(coordinate_grid(resolution), values_to_rows(self.sample_at(resolution)))
+        """All pixels at ``resolution``: coordinates ``x`` (N, d), targets ``y`` (N, C (d + 2)): values,
+        gradient, Laplacian (see the module's docstring)."""
+        coords = coordinate_grid(resolution)
+        values = self.sample_at(resolution)
+        if self.field is not None:
+            grad, lap = field_derivatives(self.field, coords)
+        else:
+            grad, lap = (values_to_rows(t) for t in grid_derivatives(values))
+        return Split(coords, torch.cat([values_to_rows(values), grad, lap], 1))
 
     def to_dataset(self, eval_factor: int = 2) -> Dataset:
         """Dataset of kind ``"signal"``: train on the native grid, evaluate at ``eval_factor`` x resolution."""
@@ -126,6 +209,42 @@ def photo(name: str, size: int = 64) -> Signal:
     return Signal(f"signal:{name}", (size, size), 3, sample_at, f"sklearn.datasets.load_sample_image({name!r})")
 
 
+def image_file(path, size: int | None = None) -> Signal:
+    """A user's image file (PNG, JPEG, ...) as a signal: ``deepgen train siren --data photo.png``.
+
+    Grey images give one channel, everything else RGB (alpha is dropped). The native grid is the
+    image's own size, or, with ``size`` (``--image-size``), the size whose longer side is ``size``
+    (aspect ratio kept). Other resolutions (the 2x evaluation grid, or a higher one) are resampled
+    from the full-resolution file with an antialiasing Lanczos filter. Coordinates span [-1, 1] along
+    both axes, whatever the aspect ratio.
+    """
+    from pathlib import Path
+
+    from PIL import Image
+
+    from deepgen.errors import DataError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as f:
+            im = f.convert("L" if f.mode in ("1", "L", "I", "I;16", "F") else "RGB")
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: not an image Pillow can read ({e})") from None
+    w, h = im.size
+    if size:
+        k = size / max(h, w)
+        h, w = max(1, round(h * k)), max(1, round(w * k))
+    channels = 1 if im.mode == "L" else 3
+
+    def sample_at(res: tuple[int, ...]) -> torch.Tensor:
+        img = im if (res[1], res[0]) == im.size else im.resize((res[1], res[0]), Image.LANCZOS)
+        arr = np.asarray(img, dtype=np.float32) / 255.0
+        arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+        return torch.from_numpy(arr.copy())
+
+    return Signal(f"signal:{path.name}", (h, w), channels, sample_at, str(path))
+
+
 def waves_field(coords: torch.Tensor) -> torch.Tensor:
     """An analytic RGB field on ``[-1, 1]^2``: smooth plane waves and a ring, values in [0, 1], ``(N, 3)``."""
     u, v = coords[:, 0].double(), coords[:, 1].double()
@@ -149,7 +268,7 @@ def analytic(name: str, field: Callable[[torch.Tensor], torch.Tensor], resolutio
     def sample_at(res: tuple[int, ...]) -> torch.Tensor:
         return rows_to_values(field(coordinate_grid(res)), tuple(res))
 
-    return Signal(f"signal:{name}", tuple(resolution), channels, sample_at, f"analytic field {name}")
+    return Signal(f"signal:{name}", tuple(resolution), channels, sample_at, f"analytic field {name}", field)
 
 
 #: Named signals (``signal:NAME``) and what they are; ``DataSpec.image_size`` sets the native size.
