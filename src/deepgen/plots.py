@@ -348,6 +348,35 @@ def save_translations(model, dataset, path: str | Path, n: int = 8) -> Path:
     return save_image_grid(torch.cat([r.cpu() for r in rows]), path, nrow=len(a))
 
 
+def save_scene_views(model, dataset, path: str | Path, n: int = 8, **options) -> Path | None:
+    """Novel views beside the truth: the exact renderer's views (top) and the model's (bottom), from
+    the same orbit of cameras, each model view titled with its PSNR. None without a renderer."""
+    from deepgen.evaluate.fidelity import novel_views
+    from deepgen.metrics.image_quality import mean_psnr_db
+
+    pair = novel_views(model, dataset, n, **options)
+    if pair is None:
+        return None
+    views, truth = pair
+    fig = _figure(1.3 * n, 3.0)
+    for i in range(n):
+        for row, (img, name) in enumerate([(truth[i], "truth"), (views[i], model.name)]):
+            ax = fig.add_subplot(2, n, row * n + i + 1)
+            ax.imshow(img.permute(1, 2, 0).numpy(), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_ylabel(name, fontsize=8)
+            if row:
+                ax.set_title(f"{mean_psnr_db(views[i : i + 1], truth[i : i + 1]):.1f} dB", fontsize=7)
+    fig.suptitle(
+        f"novel views (elevation {model.sample_options(**options).elevation:g} deg) beside the truth", fontsize=8
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return Path(path)
+
+
 def write_run_plots(out: str | Path, model, dataset) -> dict[str, str]:
     """loss.png and samples.png (2D data: density map with samples) for a finished run."""
     out = Path(out)
@@ -362,6 +391,10 @@ def write_run_plots(out: str | Path, model, dataset) -> dict[str, str]:
             paths["samples"] = str(save_translations(model, dataset, out / "samples.png"))
         else:
             paths["samples"] = str(save_samples(model, out / "samples.png", data=data))
+        if dataset is not None and getattr(dataset.info, "kind", "") == "scene":
+            p = save_scene_views(model, dataset, out / "views.png")
+            if p:
+                paths["views"] = str(p)
     finally:
         model.train()
     return paths

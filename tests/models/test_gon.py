@@ -71,3 +71,19 @@ def test_vgon_bound_lies_below_its_importance_sampled_likelihood():
     assert torch.equal(mu1, mu2)  # q(z | x) is a deterministic function of x
     big = m.sample(2, generator=torch.Generator().manual_seed(0), resolution="16,16")
     assert big.shape == (2, 1, 16, 16)
+
+
+def test_the_autoencoder_baseline_shares_the_decoder_and_encodes_with_a_network():
+    ds = _digits()
+    torch.manual_seed(0)
+    gon = GON(ds.info, GONConfig(latent_dim=3, hidden=8, layers=2))
+    ae = GON(ds.info, GONConfig(latent_dim=3, hidden=8, layers=2, encoder="mlp", encoder_hidden=16))
+    dec = sum(p.numel() for p in gon.parameters())
+    assert sum(p.numel() for p in ae.decoder.parameters()) == dec  # the same implicit decoder
+    assert sum(p.numel() for p in ae.parameters()) == dec + 64 * 16 + 16 + 16 * 3 + 3
+    x = ds.train.x[:8]
+    assert torch.equal(ae.latent(x), ae.encoder(x))
+    loss = ae.loss(x)["loss"]
+    assert all(p.grad is None for p in ae.parameters())
+    loss.backward()
+    assert ae.encoder[1].weight.grad.abs().sum() > 0  # the encoder is trained by the reconstruction

@@ -10,8 +10,10 @@ import torch
 
 from deepgen.data import DataSpec, load_dataset
 from deepgen.data.scenes import SPHERES_SCENE, camera_rays, render_shapes, ring_poses, shape_fields
+from deepgen.evaluate.fidelity import fidelity_metrics, novel_views
 from deepgen.models.implicit import NeRF, NeRFConfig
 from deepgen.models.implicit.nerf import composite, positional_encoding, sample_pdf
+from deepgen.plots import save_scene_views
 from deepgen.train import TrainConfig, Trainer
 
 
@@ -68,3 +70,11 @@ def test_nerf_fits_the_synthetic_scene_above_the_background_guess(fine, tmp_path
     assert mse < 0.5 * white, (mse, white)
     views = m.sample(2, size=6)
     assert views.shape == (2, 3, 6, 6) and views.min() >= 0 and views.max() <= 1
+    if fine:  # novel views beside the truth: the same cameras for both, scored and drawn
+        m.eval()
+        views, truth = novel_views(m, ds, 6, elevation=20.0)
+        assert torch.allclose(truth[0], ds.container.images[0], atol=1e-5)  # orbit view 0 = training view 0
+        assert torch.allclose(views[0], m.render_view(ds.container.poses[0], 8), atol=1e-5)
+        fid = fidelity_metrics(m, ds)
+        assert fid["psnr_novel"]["n"] == 8 and fid["psnr_novel"]["value"] > 10 * math.log10(1 / white)
+        assert save_scene_views(m, ds, tmp_path / "views.png").stat().st_size > 0

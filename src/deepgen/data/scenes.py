@@ -55,15 +55,29 @@ def look_at(eye: torch.Tensor, target: torch.Tensor | None = None, up: torch.Ten
     return pose
 
 
+def pose_on_sphere(azimuth: float, elevation: float, radius: float) -> torch.Tensor:
+    """The camera-to-world pose ``(4, 4)`` at ``azimuth``, ``elevation`` (radians), ``radius``, facing the origin."""
+    eye = radius * torch.tensor(
+        [math.cos(elevation) * math.cos(azimuth), math.cos(elevation) * math.sin(azimuth), math.sin(elevation)]
+    )
+    return look_at(eye)
+
+
 def ring_poses(n: int, radius: float = 4.0, elevations_deg: tuple[float, ...] = (20.0, 35.0)) -> torch.Tensor:
     """``n`` cameras evenly spaced in azimuth on a ring around the origin, alternating elevations, ``(n, 4, 4)``."""
-    poses = []
-    for k in range(n):
-        az = 2 * math.pi * k / n
-        el = math.radians(elevations_deg[k % len(elevations_deg)])
-        eye = radius * torch.tensor([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
-        poses.append(look_at(eye))
-    return torch.stack(poses)
+    return torch.stack(
+        [
+            pose_on_sphere(2 * math.pi * k / n, math.radians(elevations_deg[k % len(elevations_deg)]), radius)
+            for k in range(n)
+        ]
+    )
+
+
+def orbit_poses(n: int, azimuth_deg: float = 0.0, elevation_deg: float = 30.0, radius: float = 4.0) -> torch.Tensor:
+    """``n`` cameras looking at the origin, evenly spaced in azimuth from ``azimuth_deg``, at one
+    elevation and distance, ``(n, 4, 4)``: the novel views NeRF renders and is checked on."""
+    el, az = math.radians(elevation_deg), math.radians(azimuth_deg)
+    return torch.stack([pose_on_sphere(az + 2 * math.pi * k / n, el, radius) for k in range(n)])
 
 
 def camera_rays(

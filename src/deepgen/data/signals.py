@@ -187,26 +187,30 @@ class Signal:
 # -- named signals ---------------------------------------------------------------------------------
 
 
-def photo(name: str, size: int = 64) -> Signal:
+def photo(name: str, size: int = 64, crop: int | None = None) -> Signal:
     """One of scikit-learn's two bundled photos (``china``, ``flower``; 427 x 640 RGB) as a signal.
 
-    The centre 427 x 427 square is cropped, then resampled (Lanczos, antialiased) to ``size`` x ``size``
-    on demand at any resolution, from the full-resolution photo. Values: RGB in [0, 1].
+    The centre square is cropped (the largest one, 427 x 427, or ``crop`` x ``crop`` pixels of the
+    full-resolution photo), then resampled (Lanczos, antialiased) to ``size`` x ``size`` on demand at
+    any resolution. ``crop=256, size=256`` keeps the photo's own pixels (SIREN's benchmark crop).
+    Values: RGB in [0, 1].
     """
     from PIL import Image
     from sklearn.datasets import load_sample_image
 
     arr = load_sample_image(f"{name}.jpg")
     h, w = arr.shape[:2]
-    s = min(h, w)
+    s = min(h, w, crop or h, crop or w)
     top, left = (h - s) // 2, (w - s) // 2
     im = Image.fromarray(np.ascontiguousarray(arr[top : top + s, left : left + s]))
 
     def sample_at(res: tuple[int, ...]) -> torch.Tensor:
-        small = np.asarray(im.resize((res[1], res[0]), Image.LANCZOS), dtype=np.float32) / 255.0
+        img = im if (res[1], res[0]) == im.size else im.resize((res[1], res[0]), Image.LANCZOS)
+        small = np.asarray(img, dtype=np.float32) / 255.0
         return torch.from_numpy(small.transpose(2, 0, 1).copy())
 
-    return Signal(f"signal:{name}", (size, size), 3, sample_at, f"sklearn.datasets.load_sample_image({name!r})")
+    what = f"the centre {s} x {s} crop of " if crop else ""
+    return Signal(f"signal:{name}", (size, size), 3, sample_at, f"{what}sklearn.datasets.load_sample_image({name!r})")
 
 
 def image_file(path, size: int | None = None) -> Signal:

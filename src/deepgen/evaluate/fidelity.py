@@ -4,6 +4,11 @@ Signals and scenes are not sets of i.i.d. examples: a model of them maps rows (c
 rays) to values (``model.predict(x) -> (N, C)``), and it is judged on rows it did not see: a signal at
 twice its native resolution, or a scene's held-out views. Images are put back together from the
 rows (the data's own order) for SSIM (Wang et al. 2004), which needs at least 11 x 11 pixels.
+
+A scene with an exact renderer (deepgen's synthetic scenes) is also judged on *novel* views: the
+model's ``sample`` renders an orbit of cameras at its default sampling options (elevation 30
+degrees, between the training ring's 20 and 35), and the renderer gives the truth from the same
+cameras (``psnr_novel``).
 """
 
 from __future__ import annotations
@@ -64,4 +69,31 @@ def fidelity_metrics(model: GenerativeModel, ds: Dataset) -> dict:
         out["ssim"] = na("SSIM", "needs 2D images of at least 11 x 11 pixels")
     else:
         out["ssim"] = {"value": ssim(a, b).mean().item(), "label": f"SSIM ({what}, 11x11 Gaussian window)"}
+    novel = novel_views(model, ds)
+    if novel is not None:
+        views, truth = novel
+        out["psnr_novel"] = {
+            "value": mean_psnr_db(views, truth),
+            "label": f"PSNR (dB, {len(views)} novel views on an orbit at the sampling options, exact truth)",
+            "n": len(views),
+        }
     return out
+
+
+def novel_views(model: GenerativeModel, ds: Dataset, n: int = 8, **options) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``n`` novel views from ``model.sample`` and the exact renderings from the same cameras, both
+    ``(n, 3, h, w)`` on the CPU; None unless the data are a scene with a ground-truth renderer."""
+    from deepgen.data.scenes import orbit_poses
+
+    scene = ds.container
+    if ds.info.kind != "scene" or getattr(scene, "render", None) is None:
+        return None
+    opts = model.sample_options(**options)
+    needed = ("azimuth", "elevation", "radius", "size")
+    if not all(hasattr(opts, k) for k in needed):
+        return None
+    size = opts.size or ds.info.grid[0]
+    with torch.no_grad():
+        views = model.sample(n, **options).cpu().clamp(0, 1)
+        truth = scene.render(orbit_poses(n, opts.azimuth, opts.elevation, opts.radius), (size, size))
+    return views, truth.clamp(0, 1)

@@ -15,6 +15,10 @@ on a finer grid than it was trained on (``-s resolution=56,56`` for 28x28 MNIST)
 it computes during training (buffers, saved with the model) and decodes z ~ N(mean, covariance)
 fitted to them; its density is ``none``.
 
+``gon -o encoder=mlp``: the baseline the paper measures GONs against, an autoencoder with the same
+implicit decoder whose latent comes from an amortised encoder (an MLP of ``encoder_hidden`` units)
+instead of the gradient; everything else (loss, sampling) is the same.
+
 ``vgon``: the variational GON, a VAE (:class:`~deepgen.models.vae.VAE`) whose encoder is the
 gradient at the origin: q(z | x) = N(mu(g), diag sigma^2(g)) with (mu, log sigma^2) a linear map of
 g = -grad_{z0} L_ELBO, where the inner loss is the negative ELBO at the origin, evaluated at the
@@ -27,6 +31,7 @@ latent space, exactly like the VAE.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import torch
 from torch import nn
@@ -78,16 +83,20 @@ def _check_images(model, info):
 @dataclass(frozen=True)
 class GONConfig:
     """Options of :class:`GON`: ``latent_dim``; the SIREN decoder's ``hidden`` width, ``layers`` and
-    ``w0``; ``decoder``: the likelihood head (auto: chosen from the data)."""
+    ``w0``; ``decoder``: the likelihood head (auto: chosen from the data); ``encoder``: ``gradient``
+    (the GON) or ``mlp`` (the autoencoder baseline: a ReLU MLP with one hidden layer of
+    ``encoder_hidden`` units)."""
 
     latent_dim: int = 32
     hidden: int = 128
     layers: int = 3
     w0: float = 30.0
     decoder: str = "auto"
+    encoder: Literal["gradient", "mlp"] = "gradient"
+    encoder_hidden: int = 256
 
     def __post_init__(self):
-        check_positive(self, "latent_dim", "hidden", "layers", "w0")
+        check_positive(self, "latent_dim", "hidden", "layers", "w0", "encoder_hidden")
 
 
 @dataclass(frozen=True)
@@ -147,6 +156,10 @@ class GON(GenerativeModel):
             cfg.w0,
         )
         n = cfg.latent_dim
+        if cfg.encoder == "mlp":
+            self.encoder = nn.Sequential(
+                nn.Flatten(), nn.Linear(info.dim, cfg.encoder_hidden), nn.ReLU(), nn.Linear(cfg.encoder_hidden, n)
+            )
         self.register_buffer("z_count", torch.zeros((), dtype=torch.float64))
         self.register_buffer("z_sum", torch.zeros(n, dtype=torch.float64))
         self.register_buffer("z_outer", torch.zeros(n, n, dtype=torch.float64))
@@ -161,7 +174,9 @@ class GON(GenerativeModel):
         return -self.likelihood.log_prob(self.decoder(z), x)
 
     def latent(self, x: torch.Tensor) -> torch.Tensor:
-        """z(x) = -grad_{z0} nll(x, z0) at the origin (B, latent_dim)."""
+        """z(x) = -grad_{z0} nll(x, z0) at the origin (B, latent_dim); the encoder's output for ``encoder=mlp``."""
+        if self.config.encoder == "mlp":
+            return self.encoder(x)
         return _grad_at_origin(lambda z0: self.nll(x, z0), (len(x), self.config.latent_dim), x)
 
     def loss(self, x, y=None):

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from deepgen.config import check_positive
-from deepgen.data.scenes import camera_rays, look_at, scale_camera
+from deepgen.data.scenes import camera_rays, orbit_poses, scale_camera
 from deepgen.errors import ConfigError
 from deepgen.models.base import GenerativeModel
 from deepgen.registry import register
@@ -220,12 +220,5 @@ class NeRF(GenerativeModel):
     @torch.no_grad()
     def _sample(self, n, options, *, generator, y):
         size = options.size or self.info.grid[0]
-        el = math.radians(options.elevation)
-        views = []
-        for k in range(n):
-            az = math.radians(options.azimuth) + 2 * math.pi * k / n
-            eye = options.radius * torch.tensor(
-                [math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)]
-            )
-            views.append(self.render_view(look_at(eye), size))
-        return torch.stack(views)
+        poses = orbit_poses(n, options.azimuth, options.elevation, options.radius)
+        return torch.stack([self.render_view(p, size) for p in poses])
