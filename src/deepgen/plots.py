@@ -367,8 +367,8 @@ def save_scene_views(model, dataset, path: str | Path, n: int = 8, **options) ->
             ax.set_yticks([])
             if i == 0:
                 ax.set_ylabel(name, fontsize=8)
-            if row:
-                ax.set_title(f"{mean_psnr_db(views[i : i + 1], truth[i : i + 1]):.1f} dB", fontsize=7)
+            if row:  # beneath the model's view: its PSNR against the truth above it
+                ax.set_xlabel(f"{mean_psnr_db(views[i : i + 1], truth[i : i + 1]):.1f} dB", fontsize=7)
     fig.suptitle(
         f"novel views (elevation {model.sample_options(**options).elevation:g} deg) beside the truth", fontsize=8
     )
