@@ -286,6 +286,17 @@ def test_predictor_corrector_returns_the_data_gaussian(sde, corrector_steps):
 
 
 @pytest.mark.parametrize("sde", SDES, ids=repr)
+def test_the_corrector_skips_a_zero_score_instead_of_an_unbounded_step(sde):
+    """Langevin's step size 2 alpha (r ||z|| / ||score||)^2 is unbounded at a zero score (an untrained or
+    zero-initialised network): the corrector must leave x to the predictor there, not blow it up."""
+    zero = lambda x, t: torch.zeros_like(x)  # noqa: E731
+    x_T = sde.prior_sampling((8, 2), generator=_gen(14), dtype=D)
+    with_c = sde_sample(zero, sde, x_T.clone(), steps=5, corrector_steps=2, generator=_gen(15), dtype=D)
+    without = sde_sample(zero, sde, x_T.clone(), steps=5, generator=_gen(15), dtype=D)  # the predictor alone
+    assert torch.isfinite(with_c).all() and with_c.abs().max() < 3 * without.abs().max()
+
+
+@pytest.mark.parametrize("sde", SDES, ids=repr)
 def test_probability_flow_sampling_follows_the_exact_flow_map(sde):
     x_T = sde.prior_sampling((6, 2), generator=_gen(13), dtype=D)
     out = probability_flow_sample(gaussian_score(sde), sde, x_T, rtol=1e-8, atol=1e-8)

@@ -453,7 +453,10 @@ def sde_sample(
         for _ in range(corrector_steps):
             g = _call(score_fn, x, tb, "score_fn")
             z = randn_like(x, generator)
-            ratio = float(z.flatten(1).norm(dim=1).mean() / g.flatten(1).norm(dim=1).mean().clamp_min(1e-30))
+            g_norm = float(g.flatten(1).norm(dim=1).mean())
+            if not g_norm > 0:  # a zero score gives no direction and an unbounded step size: no correction
+                continue
+            ratio = float(z.flatten(1).norm(dim=1).mean()) / g_norm
             e = 2 * sde.corrector_alpha(t, dt) * (snr * ratio) ** 2
             x = x + e * g + math.sqrt(2 * e) * z
         f, g = sde.sde(x, tb)
