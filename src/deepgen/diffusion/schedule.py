@@ -293,7 +293,13 @@ class DiffusionSchedule:
         t = self.timesteps(t, x_t)
         true_mean, _, true_log_var = self.q_posterior(x0, x_t, t)
         kl = normal_kl(true_mean, true_log_var, mean, log_variance).flatten(1).sum(1)
-        return torch.where(t == 0, self.decoder_nll(x0, mean, log_variance, levels), kl)
+        # the decoder sees (x0, unit variance) on rows with t >= 1, whose value torch.where discards: a
+        # mean from a late step, far in the decoder's tails, has an infinite gradient there, and the
+        # discarded branch's 0 * inf would make the gradient NaN
+        first = (t == 0).view(-1, *([1] * (x0.dim() - 1)))
+        dec_mean = torch.where(first, mean, x0)
+        dec_log_var = torch.where(first, log_variance, torch.zeros_like(log_variance))
+        return torch.where(t == 0, self.decoder_nll(x0, dec_mean, dec_log_var, levels), kl)
 
     def variational_bound(self, x0: torch.Tensor, p_fn, levels: int, *, generator: torch.Generator | None = None):
         """Every term of the bound on ``-log p(x_0)`` in nats: (B, T + 1), columns ``L_0 .. L_{T-1}, L_T``.
