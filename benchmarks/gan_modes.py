@@ -40,6 +40,8 @@ SETTINGS = {
     "wgan-gp": ("gan", {"loss": "wgan-gp", "d_steps": 5}, {"betas": (0.5, 0.9)}),
     "nonsaturating-r1": ("gan", {"r1": 0.1}, {}),
     "unrolled-5": ("unrolled-gan", {"unroll": 5}, {}),
+    "pacgan-4": ("gan", {"pack": 4}, {}),
+    "lsgan-pack4": ("gan", {"loss": "lsgan", "pack": 4}, {}),
 }
 
 

@@ -20,6 +20,11 @@ non-saturating, least squares, WGAN-GP, hinge). Stabilisers, all options of ``ga
 * ``unroll``: the generator's loss is taken against the discriminator after K further (simulated,
   differentiable) Adam steps, and its gradient flows through them (Metz et al., 2017), which
   penalises a generator for moving to where the discriminator would follow.
+* ``pack``: PacGAN (Lin et al., 2018, arXiv:1712.04086): the discriminator scores *packs* of m
+  examples at once (concatenated: m times the input features, or m times the channels of an image),
+  all real or all fake. A pack of fakes from a collapsed generator is visibly less diverse than a
+  pack of reals, so D can penalise the collapse that a per-example D cannot see. Batches are cut to
+  a multiple of m. Not with labels (``cgan``) or InfoGAN's per-example code.
 
 Conditional models (``cgan``) receive the labels: G sees z concatenated with a one-hot label; D sees
 the label as extra input channels (``cond=concat``) or through the projection term
@@ -73,6 +78,7 @@ class GANConfig:
         augment: DiffAugment transforms (``color``, ``translation``, ``cutout``), images only.
         unroll: discriminator steps to unroll in the generator's loss (0: a plain GAN).
         lr_d, lr_g: per-network learning rates (default: the trainer's ``lr``).
+        pack: examples per discriminator input (PacGAN; 1: a plain discriminator).
     """
 
     latent_dim: int = 32
@@ -90,9 +96,10 @@ class GANConfig:
     unroll: int = 0
     lr_d: float | None = None
     lr_g: float | None = None
+    pack: int = 1
 
     def __post_init__(self):
-        check_positive(self, "latent_dim", "d_steps", "lr_d", "lr_g")
+        check_positive(self, "latent_dim", "d_steps", "lr_d", "lr_g", "pack")
         if self.gp < 0 or self.r1 < 0 or self.unroll < 0:
             raise ConfigError("GANConfig: gp, r1 and unroll must be >= 0")
         try:
@@ -124,11 +131,14 @@ class Discriminator(nn.Module):
     ``cond``: ``none``; ``concat`` (a one-hot label appended to the input: as extra input features
     for vectors, as constant extra channels for images); ``projection`` (``+ <embed(y), phi(x)>``).
     ``extra_out``: an auxiliary head on phi(x) (InfoGAN's Q network) returned by :meth:`features`.
+    ``cfg.pack`` = m > 1: scores (B // m,), one per pack of m consecutive examples (PacGAN).
     """
 
     def __init__(self, info, arch, cfg, *, classes=0, cond="none", extra_out=0):
         super().__init__()
-        self.cond, self.classes = cond, classes
+        self.cond, self.classes, self.pack = cond, classes, cfg.pack
+        if self.pack > 1 and (cond != "none" or extra_out):
+            raise ConfigError("pack (PacGAN) scores packs of examples: not with labels or InfoGAN's code")
         extra_in = classes if cond == "concat" else 0
         sn = cfg.spectral_norm
         if arch == "dcgan":
@@ -136,11 +146,12 @@ class Discriminator(nn.Module):
             if norm == "auto":
                 norm = "none" if cfg.loss == "wgan-gp" or sn else "batch"
             c, h, w = info.shape
-            net = ConvEncoder((c + extra_in, h, w), 1, cfg.d_channels, norm=norm, act="leaky_relu", spectral_norm=sn)
+            shape = ((c + extra_in) * self.pack, h, w)
+            net = ConvEncoder(shape, 1, cfg.d_channels, norm=norm, act="leaky_relu", spectral_norm=sn)
             self.body = nn.Sequential(net.convs, nn.Flatten())
             self.head = net.head
         else:
-            net = MLP(info.dim + extra_in, 1, cfg.hidden, act="leaky_relu", spectral_norm=sn)
+            net = MLP(info.dim * self.pack + extra_in, 1, cfg.hidden, act="leaky_relu", spectral_norm=sn)
             self.body = nn.Sequential(nn.Flatten(), *list(net)[:-1])
             self.head = net[-1]
         feat = self.head.in_features
@@ -151,6 +162,13 @@ class Discriminator(nn.Module):
         self.q = MLP(feat, extra_out, (128,), act="leaky_relu") if extra_out else None
 
     def _input(self, x, y):
+        if self.pack > 1:  # packs of m consecutive examples, side by side (a remainder is dropped)
+            m = self.pack
+            n = len(x) // m
+            if n == 0:
+                raise ConfigError(f"pack={m} needs batches of at least {m} examples, got {len(x)}")
+            x = x[: n * m]
+            return x.reshape(n, m * x.shape[1], *x.shape[2:]) if x.dim() == 4 else x.flatten(1).reshape(n, -1)
         if self.cond != "concat":
             return x
         onehot = F.one_hot(y, self.classes).to(x.dtype)
