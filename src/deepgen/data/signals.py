@@ -72,7 +72,8 @@ def grid_derivatives(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if d not in (1, 2):
         raise ValueError(f"finite-difference derivatives are for 1-D and 2-D grids, got {d}-D")
     v = values.double()
-    pad = torch.nn.functional.pad(v.reshape(1, c, *grid), (1, 1) * d, mode="reflect").squeeze(0)
+    mode = "reflect" if min(grid) > 1 else "replicate"  # a one-pixel axis has nothing to mirror
+    pad = torch.nn.functional.pad(v.reshape(1, c, *grid), (1, 1) * d, mode=mode).squeeze(0)
 
     def shifted(offsets):  # pad[..., i + 1 + o] for every pixel i of the native grid
         idx = tuple(slice(1 + o, 1 + o + n) for o, n in zip(offsets, grid))

@@ -103,9 +103,15 @@ class SIREN(GenerativeModel):
             "a SIREN is one fitted signal (coordinates -> values), not a distribution; evaluate it with PSNR and SSIM"
         )
 
+    def field(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's values (N, C) at ``x`` before the constant of integration: ``0.5 + 0.5 net(x)``,
+        so the network itself works on values in [-1, 1], centred as in the paper (its images are
+        normalised to [-1, 1]); a network that starts at zero output starts at mid-grey."""
+        return 0.5 + 0.5 * self.net(x)
+
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Values (N, C) at coordinates ``x`` (N, d)."""
-        out = self.net(x)
+        out = self.field(x)
         return out + self.offset if self.config.fit != "values" else out
 
     def derivatives(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -113,7 +119,7 @@ class SIREN(GenerativeModel):
         for ``fit=laplacian``, Laplacian (N, C) at ``x``, by autograd (differentiable: a graph is kept)."""
         with torch.enable_grad():
             x = x.detach().requires_grad_(True)
-            out = self.net(x)
+            out = self.field(x)
             grads = [torch.autograd.grad(out[:, k].sum(), x, create_graph=True)[0] for k in range(out.shape[1])]
             lap = None
             if self.config.fit == "laplacian":
