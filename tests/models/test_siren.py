@@ -61,7 +61,7 @@ def test_siren_fits_a_signal_far_better_than_relu_and_renders_what_it_fitted(wav
             pred = m.predict(waves.train.x).clamp(0, 1)
         psnr[act] = -10 * math.log10((pred - waves.train.y[:, :3]).pow(2).mean().item())
         models[act] = (m, pred)
-    # measured: sine 57 dB, Fourier features 31 dB, ReLU 16 dB after 300 full-batch steps
+    # measured: sine 59 dB, Fourier features 44 dB, ReLU 18 dB after 300 full-batch steps
     assert psnr["sine"] > 45 and psnr["sine"] > psnr["fourier"] + 10 > psnr["relu"] + 10
     m, pred = models["sine"]
     img = m.render((32, 32))
@@ -88,9 +88,9 @@ def test_poisson_fits_recover_the_signal_from_its_derivatives(waves, tmp_path):
         with torch.no_grad():
             psnr = -10 * math.log10((m.predict(waves.train.x).clamp(0, 1) - values).pow(2).mean().item())
         res[fit] = (rel, psnr)
-    # measured: gradient fit 58.7 dB on the values it never saw (relative gradient error 1e-5)
-    assert res["gradient"][0] < 1e-3 and res["gradient"][1] > 45
+    # measured: gradient fit 46.7 dB on the values it never saw (relative gradient error 4.5e-4)
+    assert res["gradient"][0] < 5e-3 and res["gradient"][1] > 40
     # the Laplacian is matched closely, but leaves harmonic functions (ramps) free: a poorer image
-    assert res["laplacian"][0] < 0.05 and res["laplacian"][1] > 15
+    assert res["laplacian"][0] < 0.01 and res["laplacian"][1] > 14  # measured 3e-4 and 16.8 dB
     with pytest.raises(ConfigError, match="targets"):
         m.loss(waves.train.x[:4])
