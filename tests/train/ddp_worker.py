@@ -2,7 +2,7 @@
 
     ddp_worker.py MODEL OUT [BATCH]
 
-MODEL: vae or gan (ranks must agree), or gmm / gmm-two-optimizers (deterministic models whose
+MODEL: vae, gan or vqvae (ranks must agree), or gmm / gmm-two-optimizers (deterministic models whose
 2-process run must match a 1-process run with the same global batch: that checks the averaging),
 unused (a parameter only rank 1 uses, through the manual all-reduce), or per-rank (a per-rank
 buffer):
@@ -108,7 +108,12 @@ elif name.startswith("gmm"):
     model.initialize = lambda x: None
     torch.save({k: v.clone() for k, v in model.state_dict().items()}, f"{out}/init.pt")
 else:
-    opts = {"vae": {"hidden": (16, 16), "latent_dim": 2}, "gan": {"hidden": (16, 16), "latent_dim": 2}}[name]
+    opts = {
+        "vae": {"hidden": (16, 16), "latent_dim": 2},
+        "gan": {"hidden": (16, 16), "latent_dim": 2},
+        # an EMA codebook and dead-code restarts: buffers that each rank updates from its own batch
+        "vqvae": {"hidden": (16, 16), "num_codes": 8, "code_dim": 2, "restart_after": 2},
+    }[name]
     model = build_model(name, ds.info, opts, seed=0)
 trainer = Trainer(model, ds, cfg, f"{out}/run", plots=False, quiet=True)
 trainer.fit()

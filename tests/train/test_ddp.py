@@ -21,7 +21,8 @@ def run(args, timeout=240):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["vae", "gan"])  # DDP wrapper path, and the custom train_step path
+# DDP wrapper path, the custom train_step path, and a model whose buffers (an EMA codebook) follow its batches
+@pytest.mark.parametrize("model", ["vae", "gan", "vqvae"])
 def test_ranks_agree(model, tmp_path):
     p = run([str(HERE / "ddp_worker.py"), model, str(tmp_path)])
     assert p.returncode == 0, p.stderr[-3000:]

@@ -45,6 +45,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -176,10 +177,21 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _update(self, flat: torch.Tensor, codes: torch.Tensor, counts: torch.Tensor) -> None:
-        """EMA step and dead-code restarts for one batch of (N, code_dim) vectors and their codes."""
+        """EMA step and dead-code restarts for one batch of (N, code_dim) vectors and their codes.
+
+        Under data-parallel training (a process group), the counts and sums are added over ranks
+        before the EMA step, so every rank takes the step of the global batch and the codebooks stay
+        identical; restarted codes are then taken from rank 0's batch on every rank.
+        """
         self.calls += 1
+        sync = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        if sync:
+            counts = counts.clone()
+            dist.all_reduce(counts)
         if self.ema:
             sums = torch.zeros_like(self.ema_sum).index_add_(0, codes, flat.to(self.ema_sum.dtype))
+            if sync:
+                dist.all_reduce(sums)
             self.ema_count.lerp_(counts.to(self.ema_count.dtype), 1 - self.decay)
             self.ema_sum.lerp_(sums, 1 - self.decay)
             n = self.ema_count.sum()
@@ -188,8 +200,11 @@ class VectorQuantizer(nn.Module):
         self.unused.copy_(torch.where(counts > 0, torch.zeros_like(self.unused), self.unused + 1))
         if self.restart_after:
             dead = (self.unused >= self.restart_after).nonzero()[:, 0]
-            if len(dead):
+            if len(dead):  # the same codes on every rank (global counts); the same vectors from rank 0
                 self.restart(dead, flat)
+                if sync:
+                    for t in (self.codebook, *((self.ema_count, self.ema_sum) if self.ema else ())):
+                        dist.broadcast(t.data, src=0)
 
     @torch.no_grad()
     def restart(self, dead: torch.Tensor, flat: torch.Tensor) -> None:
