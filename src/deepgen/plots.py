@@ -350,7 +350,7 @@ def save_translations(model, dataset, path: str | Path, n: int = 8) -> Path:
 
 def save_scene_views(model, dataset, path: str | Path, n: int = 8, **options) -> Path | None:
     """Novel views beside the truth: the exact renderer's views (top) and the model's (bottom), from
-    the same orbit of cameras, each model view titled with its PSNR. None without a renderer."""
+    the same orbit of cameras, each model view labelled with its PSNR. None without a renderer."""
     from deepgen.evaluate.fidelity import novel_views
     from deepgen.metrics.image_quality import mean_psnr_db
 
