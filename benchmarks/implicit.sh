@@ -12,8 +12,8 @@ export OMP_NUM_THREADS=1
 mkdir -p "$out"
 case $what in
 siren)  # SIREN vs ReLU vs ReLU + Fourier features on a 256 x 256 photo crop, same parameter count and steps
-  $py benchmarks/siren_fit.py --size 256 --crop 256 --layers 4 --steps "${SIREN_STEPS:-800}" --every 50 \
-    --fourier-scales 2.5,5 --out "$out/siren_fit"
+  $py benchmarks/siren_fit.py --size 256 --crop 256 --layers 4 --steps "${SIREN_STEPS:-700}" --every 50 \
+    --fourier-scales "${SIREN_SIGMAS:-2.5}" --out "$out/siren_fit"
   ;;
 nerf)  # the synthetic scene (32 x 32 views, 25 train / 5 held out): PSNR on the held-out views
   $dg train nerf --data scene:spheres --threads 1 --no-progress --steps "${NERF_STEPS:-700}" --batch-size 512 \
