@@ -105,20 +105,22 @@ def main():
         print(f"{name}: {results[name]['parameters']:,} parameters, train PSNR {trace.trace[-1][1]:.2f} dB, "
               f"2x PSNR {results[name]['psnr_2x']:.2f} dB, {seconds:.0f} s", flush=True)  # fmt: skip
         Path(f"{out}.json").write_text(json.dumps({"settings": meta, "results": results}, indent=1))
-    panels = len(results) + 2
-    fig = plt.figure(figsize=(2.4 * panels, 3.4))
-    ax = fig.add_subplot(1, panels, 1)
+    panels = len(results) + 1  # the curves take two columns, then the photo and each fit
+    fig = plt.figure(figsize=(2.6 * (panels + 2), 3.4))
+    grid = fig.add_gridspec(1, panels + 2)
+    ax = fig.add_subplot(grid[0, :2])
     for name, r in results.items():
         steps, psnr = zip(*r["trace"])
         ax.plot(steps, psnr, label=f"{name} ({r['parameters'] // 1000}k)")
     ax.set_xlabel("step")
     ax.set_ylabel("PSNR on the fitted pixels (dB)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="lower right")
     truth = rows_to_values(values, tuple(ds.info.grid))
     for i, (name, img) in enumerate([("photo", truth), *images.items()]):
-        a = fig.add_subplot(1, panels, i + 2)
+        a = fig.add_subplot(grid[0, i + 2])
         a.imshow(img.permute(1, 2, 0).numpy())
-        title = name if name == "photo" else f"{name}\n{results[name]['final_psnr_train']:.1f} dB"
+        short = name.replace("ReLU + Fourier features", "Fourier features")
+        title = name if name == "photo" else f"{short}\n{results[name]['final_psnr_train']:.1f} dB"
         a.set_title(title, fontsize=8)
         a.axis("off")
     fig.tight_layout()
