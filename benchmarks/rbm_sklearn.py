@@ -5,8 +5,9 @@ rate 0.06, 20 passes over the 1,437 training digits, no momentum and no weight d
 scikit-learn's algorithm. The digits are thresholded at 8/16 (``--binarize threshold``), so that the
 test log-likelihood is a probability mass of data the model was trained on; scikit-learn would also
 take pixels / 16 as fractional inputs, for the same cost per update. deepgen trains through its
-``Trainer`` (the path ``deepgen train`` uses). Timing alternates the two fits (A B A B ...), one
-thread each.
+``Trainer`` (the path ``deepgen train`` uses), with the RBM's default of 100 updates per fused call
+(``--steps-per-call``; 1 measures the engine's one-update-per-call path). Timing alternates the two
+fits (A B A B ...), one thread each.
 
 Afterwards both models' test log-likelihoods are estimated by AIS in deepgen (64 visible and 64
 hidden units are too many to enumerate; scikit-learn's weights are loaded into a deepgen RBM),
@@ -45,6 +46,12 @@ def main():
         default=[BATCH, 100],
         help="the issue's batch 10, and a larger one where the arithmetic, not the per-update overhead, counts",
     )
+    ap.add_argument(
+        "--steps-per-call",
+        type=int,
+        default=RBM.train_defaults["steps_per_call"],
+        help="updates per fused call (deepgen train rbm's default; 1: one update per call, the engine's per-step path)",
+    )
     ap.add_argument("--ais-steps", type=int, default=10_000)
     ap.add_argument("--ais-chains", type=int, default=100)
     ap.add_argument("--out")
@@ -69,7 +76,7 @@ def main():
             m = RBM(ds.info, RBMConfig(hidden=HIDDEN, persistent=True, chains=batch, momentum=0.0))
             cfg = TrainConfig(
                 steps=steps, batch_size=batch, lr=LR, weight_decay=0.0, seed=seed, progress=False,
-                eval_every=0, log_every=500, ckpt_every=0, threads=1,
+                eval_every=0, log_every=500, ckpt_every=0, threads=1, steps_per_call=args.steps_per_call,
             )  # fmt: skip
             Trainer(m, ds, cfg, tmp, plots=False, quiet=True, overwrite=True).fit()
             if store:

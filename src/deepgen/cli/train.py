@@ -39,6 +39,7 @@ TRAIN_FLAGS = {
     "grad_accum": "grad_accum",
     "precision": "precision",
     "compile": "compile",
+    "steps_per_call": "steps_per_call",
 }
 
 
@@ -70,6 +71,13 @@ def add_train_args(p) -> None:
         action="store_true",
         default=None,
         help="torch.compile the model's loss (models without their own train_step)",
+    )
+    g.add_argument(
+        "--steps-per-call",
+        type=int,
+        metavar="N",
+        help="take up to N steps in one call of the model's fused update (models that have one: rbm, "
+        "default 100); logging, evaluation and checkpoints stay at their steps",
     )
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 

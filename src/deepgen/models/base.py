@@ -261,6 +261,20 @@ class GenerativeModel(nn.Module):
         ctx.step(out["loss"], "main")
         return out
 
+    def train_steps(self, xs: torch.Tensor, ys: torch.Tensor | None, ctx: StepContext) -> dict[str, Any]:
+        """Several optimisation steps in one call (``--steps-per-call``): step ``i`` on batch ``xs[i]``
+        (labels ``ys[i]``); ``xs`` is (n, batch_size, *shape).
+
+        For models whose steps are so small that per-step Python dominates (the RBM's fused
+        contrastive divergence); returns the metrics of the last step. Models without it take one
+        step per call, and the engine refuses ``steps_per_call`` > 1 for them.
+        """
+        raise NotImplementedError(f"{type(self).__name__} takes one step per call")
+
+    def fused_steps_unavailable(self, ctx: StepContext) -> str | None:
+        """Why :meth:`train_steps` cannot run this training configuration, or None when it can."""
+        return f"{self.name} takes one step per call"
+
     def configure_optimizers(self, cfg: TrainConfig) -> dict[str, torch.optim.Optimizer]:
         """Named optimisers. Default: one Adam over all parameters, called ``"main"``."""
         return {"main": adam(self.parameters(), cfg)}

@@ -58,7 +58,14 @@ class BatchSource:
         return len(self.storage)
 
     def peek(self, k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        idx = self.sampler.batch(k)
+        return self._gather(self.sampler.batch(k))
+
+    def peek_many(self, k: int, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Batches ``k .. k + n - 1`` in one gather: ``x`` (n, batch_size, *shape), ``y`` (n, batch_size) or None."""
+        x, y = self._gather(self.sampler.batches(k, n))
+        return x.view(n, -1, *x.shape[1:]), None if y is None else y.view(n, -1)
+
+    def _gather(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         x = self.storage.index_select(0, idx)
         y = None if self.y is None else self.y.index_select(0, idx)
         if x.device != self.device:  # a mapped file: move only the batch

@@ -24,7 +24,12 @@ class TrainConfig:
     equals one step on a batch of ``N * batch_size`` (the same examples, the same mean loss), with
     the memory of one batch. ``precision="bf16"`` runs each step's forward under bfloat16 autocast
     (backward, optimiser, evaluation stay fp32). ``compile`` wraps the model's loss in
-    ``torch.compile`` (models with the default ``train_step`` only).
+    ``torch.compile`` (models with the default ``train_step`` only). ``steps_per_call`` N > 1 lets a
+    model whose updates are so small that per-step Python dominates (the RBM) take up to N steps in
+    one call of its ``train_steps``; a call never crosses a logging, evaluation, checkpoint or
+    callback step, so those happen at the same steps as with 1, and the results agree up to float
+    rounding (with a random per-batch transform, such as dynamic binarisation, they agree in
+    distribution: a call draws its batches' transforms before its updates' random numbers).
     """
 
     steps: int = 2000
@@ -47,9 +52,10 @@ class TrainConfig:
     grad_accum: int = 1
     precision: Literal["fp32", "bf16"] = "fp32"
     compile: bool = False
+    steps_per_call: int = 1
 
     def __post_init__(self):
-        check_positive(self, "steps", "batch_size", "lr", "threads", "eval_examples", "grad_accum")
+        check_positive(self, "steps", "batch_size", "lr", "threads", "eval_examples", "grad_accum", "steps_per_call")
         if self.precision not in ("fp32", "bf16"):
             raise ConfigError(f"TrainConfig.precision must be fp32 or bf16, got {self.precision!r}")
         if not 0 <= self.ema_decay < 1:
@@ -73,7 +79,7 @@ class TrainConfig:
 
 
 #: Fields that may change when a run is resumed. Most leave the result as it was; ``device``,
-#: ``threads`` and ``compile`` change where and how fast it runs (floating-point results may then
+#: ``threads``, ``compile`` and ``steps_per_call`` change where and how fast it runs (floating-point results may then
 #: differ in the last bits, as between any two machines).
 RESUMABLE_CHANGES = (
     "steps",
@@ -85,4 +91,5 @@ RESUMABLE_CHANGES = (
     "device",
     "threads",
     "compile",
+    "steps_per_call",
 )

@@ -206,6 +206,14 @@ class Trainer:
                 f"--compile applies to models trained through loss() (the default train_step); "
                 f"{model.name} has its own train_step"
             )
+        if cfg.steps_per_call > 1:
+            if type(model).train_steps is GenerativeModel.train_steps:
+                raise ConfigError(
+                    f"--steps-per-call: {model.name} takes one step per call; only models with a fused "
+                    "multi-step update (rbm) accept it"
+                )
+            if cfg.ema_decay > 0:
+                raise ConfigError("--steps-per-call > 1 cannot keep an EMA of the weights, which is updated every step")
         return default_step
 
     def _fit(self) -> dict[str, Any]:
@@ -283,6 +291,17 @@ class Trainer:
             return x, self.data.draw_b(len(x)).to(x.device)
         return x, (y if passes_y(self.data.info, self.model) else None)
 
+    def _next_batches(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The next ``n`` batches stacked, ``(x (n, B, *shape), y (n, B) or None)``, for a fused call:
+        one gather when the data has no per-batch transform, else ``n`` draws of :meth:`_next_batch`."""
+        kind = getattr(self.data.info, "kind", "examples")
+        if self.data.batch_transform is None and kind != "domains":
+            x, y = self.batches.peek_many(self.batches_drawn, n)
+            self.batches_drawn += n
+            return x, (y if passes_y(self.data.info, self.model) else None)
+        xs, ys = zip(*(self._next_batch() for _ in range(n)))
+        return torch.stack(xs), (None if ys[0] is None else torch.stack(ys))
+
     # -- one optimisation step ---------------------------------------------------------------------
     def _train_step(self, x, y, last: bool) -> dict[str, Any]:
         """``model.train_step`` for one (micro-)batch, in autocast and ``no_sync`` where they apply."""
@@ -325,18 +344,30 @@ class Trainer:
         window_batches, window_t0 = self.batches_drawn, time.perf_counter()
         train_time, last = 0.0, {}
         const_lr = cfg.lr_schedule == "constant" and not cfg.warmup_steps
+        fused, everies = self._fused_call_size(), self._event_periods()
         old_handler = self._install_sigint()
         model.train()
         try:
             while self.step < cfg.steps:
                 s = self.step
+                # steps in this call: 1, or with a fused model up to the next step that logs, evaluates,
+                # checkpoints or runs a callback (so those see the same steps as one step per call)
+                n = min([fused, cfg.steps - s] + [e - s % e for e in everies]) if fused > 1 else 1
                 if not const_lr:
-                    f = cfg.lr_factor(s)
-                    for opt in self.optimizers.values():
-                        for g in opt.param_groups:
-                            g["lr"] = g["initial_lr"] * f
+                    self._set_lr(cfg.lr_factor(s))
                 ctx.global_step = s
-                for i in range(accum):
+                if n > 1:
+                    xs, ys = self._next_batches(n)
+                    ctx.lr_factors = None if const_lr else [cfg.lr_factor(s + i) for i in range(n)]
+                    out = model.train_steps(xs, ys, ctx)
+                    ctx.lr_factors = None
+                    if not const_lr:
+                        self._set_lr(cfg.lr_factor(s + n - 1))
+                    bad = guard.push(s + n - 1, out["loss"])  # a NaN carries into the last step's loss
+                    if bad:
+                        self._diverged(bad[0], "loss", bad[1])
+                    window.add(out)
+                for i in range(accum if n == 1 else 0):
                     ctx.micro_batch = i
                     ctx._synced_by_ddp = False
                     x, y = self._next_batch()
@@ -347,8 +378,8 @@ class Trainer:
                     window.add(out)
                 if ema is not None:
                     ema.update()
-                self.step = s + 1
-                bar.update(1)
+                self.step = s + n
+                bar.update(n)
                 stop = self._stop_requested
                 if self.dist.enabled:
                     # A signal may reach the ranks a step apart: they must stop at the same step, or the
@@ -421,6 +452,31 @@ class Trainer:
             if paths:
                 summary["plots"] = paths
         return summary
+
+    def _set_lr(self, factor: float) -> None:
+        for opt in self.optimizers.values():
+            for g in opt.param_groups:
+                g["lr"] = g["initial_lr"] * factor
+
+    def _fused_call_size(self) -> int:
+        """``steps_per_call`` when the model can fuse steps in this configuration, else 1 (said once)."""
+        n = self.config.steps_per_call
+        if n <= 1:
+            return 1
+        why = self.model.fused_steps_unavailable(self.ctx)
+        if why is None:
+            return n
+        if self.dist.is_main and not self.quiet:
+            print(f"{self.model.name}: one step per call ({why})", file=sys.stderr)
+        return 1
+
+    def _event_periods(self) -> list[int]:
+        """The periods (in steps) of everything the loop does between steps; a fused call never crosses one."""
+        cfg = self.config
+        periods = [cfg.log_every, cfg.eval_every, cfg.ckpt_every] + [getattr(cb, "every", 0) for cb in self.callbacks]
+        if self.dist.enabled:
+            periods.append(STOP_SYNC_EVERY)
+        return [p for p in periods if p]
 
     # -- callbacks ---------------------------------------------------------------------------------
     def _callback(self, hook: str, *args) -> list:

@@ -58,8 +58,15 @@ class EpochSampler:
 
     def batch(self, step: int) -> torch.Tensor:
         """Indices (batch_size,) of the examples this rank uses at ``step``."""
-        start = step * self.batch_size
-        parts, need = [], self.batch_size
+        return self.span(step * self.batch_size, self.batch_size)
+
+    def batches(self, step: int, n: int) -> torch.Tensor:
+        """Indices (n * batch_size,) of the batches of steps ``step .. step + n - 1``, in order."""
+        return self.span(step * self.batch_size, n * self.batch_size)
+
+    def span(self, start: int, count: int) -> torch.Tensor:
+        """Positions ``start .. start + count - 1`` of this rank's endless stream of epochs."""
+        parts, need = [], count
         while need > 0:
             epoch, offset = divmod(start, self.per_rank)
             idx = self._epoch_indices(epoch)[offset : offset + need]

@@ -16,9 +16,12 @@ if TYPE_CHECKING:
 class StepContext:
     """Optimisers, extra batches, and the one way to take an optimiser step.
 
-    Attributes: ``global_step`` (0-based index of the current step), ``optimizers`` (dict by name),
-    ``world_size``, ``rank``, ``device``, ``grad_accum`` and ``micro_batch`` (index of the current
-    micro-batch in this step, 0 .. grad_accum - 1).
+    Attributes: ``global_step`` (0-based index of the current step, the first one of a fused call),
+    ``optimizers`` (dict by name), ``world_size``, ``rank``, ``device``, ``grad_accum``,
+    ``micro_batch`` (index of the current micro-batch in this step, 0 .. grad_accum - 1),
+    ``grad_clip``, ``precision``, and ``lr_factors``: during a fused call (``model.train_steps``,
+    ``--steps-per-call``), the learning-rate multiplier of each of its steps (None for a constant
+    rate; each optimiser group's base rate is ``group["initial_lr"]``).
 
     Every optimiser step goes through :meth:`step` (autograd) or :meth:`apply_gradients` (gradients
     written by hand, e.g. contrastive divergence), so that distributed gradient averaging, gradient
@@ -40,7 +43,9 @@ class StepContext:
         self.device = trainer.dist.device
         self.grad_accum = trainer.config.grad_accum
         self.micro_batch = 0
-        self._precision = trainer.config.precision
+        self._precision = self.precision = trainer.config.precision
+        self.grad_clip = trainer.config.grad_clip
+        self.lr_factors: list[float] | None = None
         self._synced_by_ddp = False
         #: Total gradient norm of the last step of each optimiser that asked for gradient-norm skipping.
         self.grad_norms: dict[str, torch.Tensor] = {}

@@ -212,7 +212,8 @@ class RBM(GenerativeModel):
     Config = RBMConfig
     SampleConfig = RBMSampleConfig
     density_summary = "exact (log Z enumerated over <= 20 binary units); else estimate (AIS log Z)"
-    train_defaults = {"lr": 0.1, "weight_decay": 1e-4}
+    #: steps_per_call: updates per call of the fused :meth:`train_steps` (see :mod:`.rbm_kernel`).
+    train_defaults = {"lr": 0.1, "weight_decay": 1e-4, "steps_per_call": 100}
     per_rank_buffers = ("chains",)
     #: ``--full``: Salakhutdinov & Murray's 14,500 intermediate distributions (``--k N`` sets any number).
     eval_k_full = 14_500
@@ -393,6 +394,48 @@ class RBM(GenerativeModel):
         if ctx.micro_batch == ctx.grad_accum - 1:
             ctx.apply_gradients("main")
         return {"loss": (v0 - rec).square().mean(), "free_energy_gap": gap}
+
+    def fused_steps_unavailable(self, ctx) -> str | None:
+        """Why :meth:`train_steps` cannot run this configuration (None: it can)."""
+        if self.config.gradient != "cd":
+            return "gradient=exact enumerates the model's states at every update"
+        if ctx.world_size > 1:
+            return "distributed training averages every update's gradients across processes"
+        if ctx.grad_accum > 1 or ctx.grad_clip or ctx.precision != "fp32":
+            return "--grad-accum, --grad-clip and --precision act on each update's gradients"
+        if not isinstance(ctx.optimizers.get("main"), MomentumSGD):
+            return "the fused updates implement the RBM's own momentum SGD only"
+        return None
+
+    def train_steps(self, xs, ys, ctx):
+        """``len(xs)`` CD-k / PCD-k updates in one call (``--steps-per-call``): the arithmetic and
+        random draws of :meth:`train_step`, without per-update Python (:mod:`.rbm_kernel`). Returns the
+        last update's monitors."""
+        from deepgen.models.energy.rbm_kernel import UNIT_CODES, kernel
+
+        cfg, opt = self.config, ctx.optimizers["main"]
+        group = opt.param_groups[0]
+        params = [self.W, self.b, self.c]
+        if ctx.lr_factors is None:
+            lrs = [float(group["lr"])] * len(xs)
+        else:
+            lrs = [group["initial_lr"] * f for f in ctx.lr_factors]
+        buffers = []
+        if group["momentum"]:
+            for p in params:
+                if "momentum_buffer" not in opt.state[p]:
+                    opt.state[p]["momentum_buffer"] = torch.zeros_like(p)
+            buffers = [opt.state[p]["momentum_buffer"] for p in params]
+        batches = list(self.to_units(xs.flatten(0, 1)).view(len(xs), xs.shape[1], -1).unbind(0))
+        with torch.no_grad():
+            chains, loss, gap = kernel()(
+                self.W, self.b, self.c, batches, self.chains,
+                lrs, float(group["momentum"]), buffers, float(getattr(self, "_weight_decay", 0.0)), cfg.k,
+                cfg.persistent, UNIT_CODES[self.visible], UNIT_CODES[cfg.hidden_units],
+            )  # fmt: skip
+            if cfg.persistent:
+                self.chains.copy_(chains)
+        return {"loss": loss, "free_energy_gap": gap}
 
     # -- density ------------------------------------------------------------------------------------
     def _enumerable(self, visible: str, dim: int) -> tuple[str, int] | None:
