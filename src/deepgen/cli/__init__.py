@@ -25,6 +25,7 @@ COMMANDS = (
     "generate",
     "latent",
     "cluster",
+    "anomaly",
     "train_features",
     "download",
 )

@@ -36,6 +36,26 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
         action="store_true",
         help="treat a file of integers as real-valued data (standardised) instead of discrete levels",
     )
+    g.add_argument(
+        "--classes",
+        type=parse_classes,
+        metavar="C[,C...]",
+        help="keep only the examples of these classes (labelled data), e.g. 0-8 or 1,7",
+    )
+
+
+def parse_classes(text: str) -> tuple[int, ...]:
+    """``"0-8"``, ``"1,7"`` or ``"0-3,9"`` -> a tuple of class labels."""
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.strip().partition("-")
+            out.extend(range(int(lo), int(hi) + 1) if hi else [int(lo)])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"classes: expected labels like 0-8 or 1,7, got {text!r}") from None
+    if not out:
+        raise argparse.ArgumentTypeError(f"classes: no labels in {text!r}")
+    return tuple(out)
 
 
 def data_spec(args, base: dict | None = None) -> DataSpec:
@@ -48,6 +68,7 @@ def data_spec(args, base: dict | None = None) -> DataSpec:
         ("image_size", "image_size"),
         ("channels", "channels"),
         ("levels", "levels"),
+        ("classes", "classes"),
     ):
         v = getattr(args, flag, None)
         if v is not None:

@@ -63,6 +63,8 @@ class DataSpec:
         n_train: training points drawn for the 2D toys (validation 5,000, test 10,000).
         val_fraction: share of a file (or of digits/MNIST train) held out for validation.
         seed: seed for the toy draws and the file split.
+        classes: keep only the examples with these labels, in every split (labelled data only): a
+            model of the other classes is the usual setting for anomaly detection (``deepgen anomaly``).
     """
 
     name: str
@@ -76,9 +78,16 @@ class DataSpec:
     n_train: int = 50_000
     val_fraction: float = 0.1
     seed: int = 0
+    classes: tuple[int, ...] | None = None
 
     def __post_init__(self):
         check_positive(self, "image_size", "n_train")
+        if self.classes is not None:
+            if isinstance(self.classes, int):  # a single class from a config file
+                object.__setattr__(self, "classes", (self.classes,))
+            object.__setattr__(self, "classes", tuple(sorted({int(c) for c in self.classes})))
+            if not self.classes or min(self.classes) < 0:
+                raise DataError(f"classes must be labels >= 0, got {self.classes}")
         if self.levels is not None and self.levels < 2:
             raise DataError(f"levels must be >= 2, got {self.levels}")
         if self.levels is not None and self.continuous:
@@ -258,10 +267,38 @@ def load_dataset(spec: DataSpec | str, info: DataInfo | None = None) -> Dataset:
     transform = None
     if spec.binarize != "none":
         info_new, splits, transform = _binarize(info_new, splits, spec.binarize, spec.name)
+    if spec.classes is not None:
+        info_new, splits = keep_classes(info_new, splits, spec.classes, spec.name)
     for k, s in splits.items():
         if len(s) == 0 and k == "train":
             raise DataError(f"{spec.name}: the {k} split is empty")
     return Dataset(info_new, splits["train"], splits["val"], splits["test"], source, transform)
+
+
+def keep_classes(info: DataInfo, splits: dict[str, Split], classes: tuple[int, ...], source: str):
+    """Every split restricted to the examples labelled with one of ``classes``; the labels keep their
+    values (a model of classes 0-8 still knows there are 10). The info's name records the selection."""
+    if any(s.y is None or s.y.dtype.is_floating_point for s in splits.values()):
+        raise DataError(f"{source}: --classes needs class labels; this data has none")
+    out = {}
+    for k, s in splits.items():
+        keep = torch.isin(s.y, torch.tensor(classes, dtype=s.y.dtype))
+        out[k] = s.with_storage(s.storage[keep], s.y[keep])
+    missing = [c for c in classes if not bool((splits["train"].y == c).any())]
+    if missing:
+        raise DataError(f"{source}: no training examples of class(es) {', '.join(map(str, missing))}")
+    return dataclasses.replace(info, name=f"{info.name}[classes {format_classes(classes)}]"), out
+
+
+def format_classes(classes) -> str:
+    """Sorted labels as ranges: (0, 1, 2, 3, 7) -> "0-3,7" (what ``--classes`` accepts)."""
+    runs: list[list[int]] = []
+    for c in sorted(set(classes)):
+        if runs and c == runs[-1][1] + 1:
+            runs[-1][1] = c
+        else:
+            runs.append([c, c])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def load_eval_split(spec: DataSpec | str, info: DataInfo | None = None) -> tuple[Split, DataInfo]:
@@ -277,6 +314,8 @@ def load_eval_split(spec: DataSpec | str, info: DataInfo | None = None) -> tuple
     if spec.binarize != "none":
         info_new, parts, _ = _binarize(info_new, {"test": split}, spec.binarize, spec.name)
         split = parts["test"]
+    if spec.classes is not None:
+        raise DataError(f"{spec.name}: --classes selects labelled examples of a named dataset; a file has no labels")
     return split, info_new
 
 

@@ -1,0 +1,1 @@
+"""Applications built on model capabilities (they are not models): :mod:`.anomaly` (anomaly detection)."""
