@@ -212,8 +212,6 @@ class Trainer:
                     f"--steps-per-call: {model.name} takes one step per call; only models with a fused "
                     "multi-step update (rbm) accept it"
                 )
-            if cfg.ema_decay > 0:
-                raise ConfigError("--steps-per-call > 1 cannot keep an EMA of the weights, which is updated every step")
         return default_step
 
     def _fit(self) -> dict[str, Any]:
@@ -464,6 +462,8 @@ class Trainer:
         if n <= 1:
             return 1
         why = self.model.fused_steps_unavailable(self.ctx)
+        if why is None and self.ema is not None:
+            why = "an EMA of the weights is updated after every step"
         if why is None:
             return n
         if self.dist.is_main and not self.quiet:
