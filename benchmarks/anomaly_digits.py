@@ -48,6 +48,7 @@ SCORES = {
     "independent": ["nll", "typicality"],
     "made": ["nll", "typicality"],
     "realnvp": ["nll", "typicality"],
+    "maf": ["nll", "typicality"],
     "vae": ["nll", "typicality", "reconstruction"],
     "ddpm": ["edit"],
 }

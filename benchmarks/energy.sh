@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The energy-based family's benchmarks (issue 12), one section per argument, each at 1 thread:
-#   bash benchmarks/energy.sh rbm-sklearn|rbm-complexity|rbm-mnist|toys|digits [OUT]
+#   bash benchmarks/energy.sh rbm-sklearn|rbm-complexity|rbm-mnist|toys|mnist|digits [OUT]
 # OUT defaults to runs/energy; MNIST comes from $DEEPGEN_DATA (or ../shared/data).
 set -euo pipefail
 what=$1
@@ -32,6 +32,12 @@ toys)  # 2-D toys, batch 256; the EBM's NLL through AIS (2,000 distributions) on
       -o rbm.hidden=16 --out "$out/toys-$toy" --overwrite
     $dg eval "$out/toys-$toy/runs/ebm" --method ais --k 2000 -q --out "$out/toys-$toy/ebm-ais.json"
   done
+  ;;
+mnist)  # deep EBM (conv energy, 60 SGLD steps per update) and NCSN (the DDPM table's small U-Net) on MNIST:
+  # FID/KID/precision/recall with deepgen-mnist features on MNIST_SAMPLES samples each
+  $dg compare --data mnist --data-dir "$data" --models ebm,ncsn --steps "${MNIST_STEPS:-3000}" --batch-size 64 \
+    --threads 1 -q -o ncsn.channels=16,32 -o ncsn.layers_per_block=1 --n-samples "${MNIST_SAMPLES:-500}" \
+    --out "$out/mnist" --overwrite
   ;;
 digits)
   $dg compare --data digits --models ebm,ncsn --steps 1500 --threads 1 --out "$out/digits" --overwrite
