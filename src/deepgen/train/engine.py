@@ -6,7 +6,9 @@ model decides what one step is through ``model.train_step(x, y, ctx)`` (see
 :class:`~deepgen.train.step.StepContext`). The engine never subclasses or inspects models beyond
 the protocol in :mod:`deepgen.models.base`, so GANs (several optimisers, several critic steps),
 EBMs (replay buffers in registered buffers), diffusion (EMA sampling), flows (data-dependent init)
-and RBMs (gradients without autograd) all plug in unchanged.
+and RBMs (gradients without autograd) all plug in unchanged. A model whose steps are tiny may also
+take several in one call, ``model.train_steps(xs, ys, ctx)`` (``--steps-per-call``; the RBM's fused
+contrastive divergence), between the steps that log, evaluate or checkpoint.
 
 The pieces around the loop live beside it: batches (:mod:`.batches`), checkpoint contents and
 restore (:mod:`.state`), held-out evaluation (:mod:`.evaluation`), per-step bookkeeping without GPU
