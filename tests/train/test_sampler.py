@@ -24,3 +24,18 @@ def test_batches_are_stateless():
     assert torch.equal(b.batch(7), seq[7])  # jumping straight to step 7 gives the same batch
     ranks = [EpochSampler(100, 10, seed=1, rank=r, world_size=2).batch(0) for r in range(2)]
     assert not set(ranks[0].tolist()) & set(ranks[1].tolist())
+
+
+def test_several_batches_at_once_are_the_batches_in_order():
+    s = EpochSampler(23, 4, seed=3, rank=1, world_size=2)  # crosses epochs (12 indices per rank and epoch)
+    assert torch.equal(s.batches(2, 5), torch.cat([s.batch(k) for k in range(2, 7)]))
+
+
+def test_a_fused_gather_equals_the_batches_one_by_one(binary_digits):
+    from deepgen.train.batches import BatchSource
+
+    src = BatchSource(binary_digits, 16, 0, 0, 1, torch.device("cpu"))
+    x, y = src.peek_many(79, 4)  # 1,294 rows: batch 80 (rows 1,280-1,295) wraps into the second epoch
+    one = [src.peek(79 + i) for i in range(4)]
+    assert x.shape == (4, 16, 1, 8, 8) and y.shape == (4, 16)
+    assert torch.equal(x, torch.stack([b[0] for b in one])) and torch.equal(y, torch.stack([b[1] for b in one]))
