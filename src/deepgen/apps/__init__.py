@@ -1,1 +1,2 @@
-"""Applications built on model capabilities (they are not models): :mod:`.anomaly` (anomaly detection)."""
+"""Applications built on model capabilities (they are not models): :mod:`.anomaly` (anomaly
+detection) and :mod:`.classify` (generative classifiers by Bayes' rule)."""

@@ -26,6 +26,7 @@ COMMANDS = (
     "latent",
     "cluster",
     "anomaly",
+    "classify",
     "train_features",
     "download",
 )
