@@ -14,7 +14,8 @@ Two protocols (``--protocol``), for each class c (``--classes``, default all ten
   for every model on class 0).
 
 Each score the model is asked for (:data:`SCORES`) ranks the test split. Reported: AUROC and average
-precision per class, and their mean over classes.
+precision per class, and their mean over classes. Likelihoods use each model's evaluation budget
+(``deepgen eval``'s default: the VAE's importance-sampled estimate, not its ELBO).
 
 Each model's training defaults (``train_defaults``), ``--steps`` steps of batch ``--batch-size``,
 seed 0, one thread. The diffusion model's ``edit`` score noises each test image to ``--strength``

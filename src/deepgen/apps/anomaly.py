@@ -94,7 +94,8 @@ def anomaly_scores(
     """Score ``x`` (N, *shape), in model space, with ``score`` (see :data:`SCORES`).
 
     ``reference``: training examples, for ``typicality`` (its mean NLL is the typical value).
-    ``k``, ``method``: the likelihood's Monte Carlo budget and method (``deepgen list -v``).
+    ``k``, ``method``: the likelihood's Monte Carlo budget (default: the model's evaluation budget,
+    as ``deepgen eval``) and method (``deepgen list -v``).
     ``strength``, ``repeats``, ``options`` (sampling options, e.g. ``{"sampler": "ddim", "steps": 20}``):
     for ``edit``. ``generator`` makes ``edit`` reproducible for a given ``batch_size``.
     """
@@ -135,7 +136,9 @@ def anomaly_scores(
 
 def _nll(model, x, k, method, batch_size, prepare=True) -> tuple[torch.Tensor, str]:
     from deepgen.evaluate import log_likelihoods
+    from deepgen.evaluate.likelihood import default_k
 
+    k = default_k(model, k)  # the model's evaluation budget (a VAE: importance sampling, not the ELBO)
     ll = log_likelihoods(model, x, k=k, method=method, batch_size=batch_size, prepare=prepare)
     if ll.kind == DensityKind.UNNORMALISED:  # values are -E(x): log p(x) up to the constant log Z
         return -ll.values.double(), "energy E(x) (unnormalised: -log p(x) + log Z)"
@@ -194,7 +197,8 @@ def _labelled(normal, anomalous) -> tuple[np.ndarray, np.ndarray]:
 def save_score_histogram(
     normal: torch.Tensor, anomalous: torch.Tensor, path, *, label: str = "", threshold: float | None = None, title=""
 ):
-    """Histograms of the two sets' scores (shared bins, log-scaled when they span decades) and the threshold."""
+    """Histograms of the two sets' scores (shared bins, log-spaced when the scores span decades; each
+    bar is the share of its set in that bin, so sets of different sizes compare) and the threshold."""
     from deepgen.plots import _figure
 
     a, b = normal.double().numpy(), anomalous.double().numpy()
@@ -204,14 +208,15 @@ def save_score_histogram(
     bins = np.geomspace(lo, hi, 50) if log else np.linspace(lo, hi if hi > lo else lo + 1, 50)
     fig = _figure(6.4, 3.8)
     ax = fig.add_subplot()
-    ax.hist(a, bins=bins, alpha=0.6, density=True, label=f"normal (n = {len(a):,})", color="tab:blue")
-    ax.hist(b, bins=bins, alpha=0.6, density=True, label=f"anomalous (n = {len(b):,})", color="tab:red")
+    for v, name, colour in ((a, "normal", "tab:blue"), (b, "anomalous", "tab:red")):
+        share = np.full(len(v), 1.0 / len(v))
+        ax.hist(v, bins=bins, weights=share, alpha=0.6, label=f"{name} (n = {len(v):,})", color=colour)
     if threshold is not None:
         ax.axvline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:.4g}")
     if log:
         ax.set_xscale("log")
     ax.set_xlabel(label or "anomaly score")
-    ax.set_ylabel("density")
+    ax.set_ylabel("share of the set")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
