@@ -52,11 +52,20 @@ def main():
         default=RBM.train_defaults["steps_per_call"],
         help="updates per fused call (deepgen train rbm's default; 1: one update per call, the engine's per-step path)",
     )
+    ap.add_argument(
+        "--eager",
+        action="store_true",
+        help="run the fused updates as plain Python (what a torch without TorchScript gets)",
+    )
     ap.add_argument("--ais-steps", type=int, default=10_000)
     ap.add_argument("--ais-chains", type=int, default=100)
     ap.add_argument("--out")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.eager:
+        from deepgen.models.energy import rbm_kernel
+
+        rbm_kernel._compiled = rbm_kernel.cd_updates  # kernel() then returns the uncompiled function
     from sklearn.neural_network import BernoulliRBM
 
     ds = load_dataset(DataSpec("digits", binarize="threshold"))
