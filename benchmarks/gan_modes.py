@@ -39,6 +39,8 @@ SETTINGS = {
     "hinge-sn": ("gan", {"loss": "hinge", "spectral_norm": True}, {}),
     "wgan-gp": ("gan", {"loss": "wgan-gp", "d_steps": 5}, {"betas": (0.5, 0.9)}),
     "nonsaturating-r1": ("gan", {"r1": 0.1}, {}),
+    "nonsaturating-r1-ema": ("gan", {"r1": 0.1}, {"ema_decay": 0.999}),  # samples from the averaged G
+    "nonsaturating-ema": ("gan", {}, {"ema_decay": 0.999}),
     "unrolled-5": ("unrolled-gan", {"unroll": 5}, {}),
     "pacgan-4": ("gan", {"pack": 4}, {}),
     "lsgan-pack4": ("gan", {"loss": "lsgan", "pack": 4}, {}),

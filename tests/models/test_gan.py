@@ -362,3 +362,39 @@ def test_train_defaults_depend_on_the_networks():
     assert GAN.train_defaults_for(DIGITS)["lr"] == 2e-4  # DCGAN on images
     assert GAN.train_defaults_for(DIGITS, {"arch": "mlp"})["lr"] == 1e-3
     assert GAN.train_defaults_for(TOY)["betas"] == (0.5, 0.999)
+
+
+def test_acgan_classifier_head_learns_the_labels_and_steers_the_generator(tmp_path):
+    """cond=ac: D never sees y; its auxiliary head learns to classify reals, and G's fakes of class k
+    are classified as k by that head (the term L_C that AC-GAN adds to both losses)."""
+    ds = load_dataset(DataSpec("digits"))
+    info = ds.info
+    torch.manual_seed(0)
+    m = CGAN(info, CGANConfig(**{**CGAN.test_options, "cond": "ac"}))
+    x = torch.rand(4, 1, 8, 8)
+    assert torch.equal(m.discriminator(x, torch.tensor([0] * 4)), m.discriminator(x, torch.tensor([3] * 4)))
+    cfg = TrainConfig(steps=300, batch_size=64, lr=1e-3, betas=(0.5, 0.999), seed=0, progress=False,
+                      eval_every=0, log_every=300, ckpt_every=0, threads=1)  # fmt: skip
+    Trainer(m, ds, cfg, tmp_path, plots=False, quiet=True).fit()
+    m.eval()
+    xt, yt = ds.test.x, ds.test.y
+    _, q = m.discriminator.features(xt, None)
+    real_acc = (q.argmax(1) == yt).float().mean().item()
+    y = torch.arange(10).repeat(50)
+    fake = m.sample(len(y), y=y, generator=torch.Generator().manual_seed(0))
+    fake_acc = (m.discriminator.features(fake, None)[1].argmax(1) == y).float().mean().item()
+    assert real_acc > 0.6 and fake_acc > 0.8, (real_acc, fake_acc)
+    with pytest.raises(ConfigError, match="unroll"):
+        CGAN(info, CGANConfig(**{**CGAN.test_options, "cond": "ac", "unroll": 2}))
+
+
+@pytest.mark.parametrize("on_fakes", [True, False])
+def test_acgan_classifier_term_uses_fakes_only_when_asked(on_fakes):
+    info = DataInfo("digits", (1, 8, 8), 17, num_classes=10)
+    m = CGAN(info, CGANConfig(**{**CGAN.test_options, "cond": "ac", "ac_on_fakes": on_fakes, "ac_weight": 2.0}))
+    qr, qf, y = torch.randn(6, 10), torch.randn(6, 10), torch.arange(6)
+    ce = torch.nn.functional.cross_entropy
+    want = 2.0 * (ce(qr, y) + (ce(qf, y) if on_fakes else 0))
+    assert torch.allclose(m.aux_discriminator_loss(qr, qf, y, None), want)
+    with pytest.raises(DataError, match="no labels"):
+        CGAN(DataInfo("digits", (1, 8, 8), 17), CGANConfig(**{**CGAN.test_options, "cond": "ac"}))

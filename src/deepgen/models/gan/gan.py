@@ -27,9 +27,12 @@ non-saturating, least squares, WGAN-GP, hinge). Stabilisers, all options of ``ga
   a multiple of m. Not with labels (``cgan``) or InfoGAN's per-example code.
 
 Conditional models (``cgan``) receive the labels: G sees z concatenated with a one-hot label; D sees
-the label as extra input channels (``cond=concat``) or through the projection term
-``<embed(y), phi(x)>`` added to its output (``cond=projection``). Fakes are generated with the labels
-of the real batch, so both halves of L_D have the same classes.
+the label as extra input channels (``cond=concat``), through the projection term
+``<embed(y), phi(x)>`` added to its output (``cond=projection``), or not at all and instead predicts
+it with an auxiliary classifier head (``cond=ac``, AC-GAN: Odena, Olah & Shlens, 2017,
+arXiv:1610.09585), whose cross-entropy on reals and fakes joins L_D and on fakes joins L_G, weighted
+by ``ac_weight``. Fakes are generated with the labels of the real batch, so both halves of L_D have
+the same classes.
 
 Sampling options (:class:`GANSampleConfig`): ``temperature`` scales z, and ``truncation`` draws z
 from a standard normal truncated to [-t, t] per coordinate, the truncation trick of BigGAN (Brock,
@@ -130,7 +133,8 @@ class Discriminator(nn.Module):
 
     ``cond``: ``none``; ``concat`` (a one-hot label appended to the input: as extra input features
     for vectors, as constant extra channels for images); ``projection`` (``+ <embed(y), phi(x)>``).
-    ``extra_out``: an auxiliary head on phi(x) (InfoGAN's Q network) returned by :meth:`features`.
+    ``extra_out``: an auxiliary head on phi(x) (InfoGAN's Q network, AC-GAN's classifier) returned
+    by :meth:`features`.
     ``cfg.pack`` = m > 1: scores (B // m,), one per pack of m consecutive examples (PacGAN).
     """
 
@@ -231,6 +235,8 @@ class GAN(GenerativeModel):
         self.discriminator = Discriminator(
             info, self.arch, cfg, classes=self.classes, cond=self.cond_mode, extra_out=self.q_dim
         )
+        if cfg.unroll and self.q_dim:
+            raise ConfigError(f"{self.name}: unroll simulates the adversarial loss only, not an auxiliary head's")
         # Data in [0, 1] (discrete data) get a sigmoid output; continuous data are unbounded.
         self.squash = info.is_discrete
 
@@ -291,23 +297,25 @@ class GAN(GenerativeModel):
             crit = lambda t: self.critic(t, y)  # noqa: E731
         else:
             crit = lambda t: functional_call(self.discriminator, params, (self.augment(t), y))  # noqa: E731
-        d_real, q = crit(x), None
-        if code is not None and params is None and self.q_dim:
+        q_real = q = None
+        if params is None and self.q_dim:  # the auxiliary head's outputs on both halves (InfoGAN, AC-GAN)
+            d_real, q_real = self.discriminator.features(self.augment(x), y)
             d_fake, q = self.discriminator.features(self.augment(fake), y)
         else:
-            d_fake = crit(fake)
+            d_real, d_fake = crit(x), crit(fake)
         loss = L.discriminator_loss(cfg.loss, d_real, d_fake)
         if cfg.loss == "wgan-gp" and cfg.gp:
             loss = loss + cfg.gp * L.gradient_penalty(crit, x, fake)
         if cfg.r1:
             loss = loss + 0.5 * cfg.r1 * L.r1_penalty(crit, x)
         if q is not None:
-            loss = loss + self.info_loss(q, code)
+            loss = loss + self.aux_discriminator_loss(q_real, q, y, code)
         return loss, d_real, d_fake
 
-    def info_loss(self, q: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
-        """InfoGAN's hook: the weighted negative mutual-information bound of Q's output ``q``."""
-        raise NotImplementedError
+    def aux_discriminator_loss(self, q_real, q_fake, y, code) -> torch.Tensor:
+        """The auxiliary head's term in L_D, from its outputs on reals and on fakes (made from labels
+        ``y`` and code ``code``): InfoGAN's and AC-GAN's hook (the plain GAN has no auxiliary head)."""
+        raise NotImplementedError(f"{self.name} has no auxiliary head")
 
     def _unrolled_params(self, x, y, fake, ctx):
         """D's weights after ``unroll`` differentiable Adam steps on L_D against ``fake`` (which
@@ -362,7 +370,7 @@ class GAN(GenerativeModel):
             try:
                 df, q = self.discriminator.features(self.augment(fake), y)
                 g_loss = L.generator_loss(cfg.loss, df)
-                g_loss, extra = self.generator_extra_loss(g_loss, q, code)
+                g_loss, extra = self.generator_extra_loss(g_loss, q, code, y)
             finally:
                 self.discriminator.requires_grad_(True)
         ctx.step(g_loss, "gen")
@@ -374,8 +382,9 @@ class GAN(GenerativeModel):
             **extra,
         }
 
-    def generator_extra_loss(self, g_loss, q, code):
-        """InfoGAN's hook: add terms that use Q's output on the fakes; returns (loss, monitors)."""
+    def generator_extra_loss(self, g_loss, q, code, y):
+        """InfoGAN's and AC-GAN's hook: add terms that use the auxiliary head's output ``q`` on fakes
+        made from ``code`` and labels ``y``; returns (loss, monitors)."""
         return g_loss, {}
 
     def _scores(self, d_real, d_fake) -> dict[str, torch.Tensor]:
@@ -419,12 +428,24 @@ class DCGAN(GAN):
 
 @dataclass(frozen=True)
 class CGANConfig(GANConfig):
-    """:class:`GANConfig` plus ``cond``: how the discriminator sees the label (concat or projection).
+    """:class:`GANConfig` plus ``cond``, how the discriminator sees the label (``concat``,
+    ``projection``, or ``ac``: predicts it with an auxiliary classifier), ``ac_weight``, the weight
+    of the auxiliary classifier's cross-entropy, and ``ac_on_fakes``: whether the classifier also
+    learns from fakes, as in the AC-GAN paper (False: from reals only, so G is pushed toward what
+    real digits of the class look like, not toward features only its own fakes carry). Both
+    ``cond=ac`` only.
 
     Concatenation is the default: on digits after 300 steps its samples were classified correctly
     90.6% of the time, against 84.7% with the projection discriminator (docs/benchmarks.md, 16)."""
 
-    cond: Literal["concat", "projection"] = "concat"
+    cond: Literal["concat", "projection", "ac"] = "concat"
+    ac_weight: float = 1.0
+    ac_on_fakes: bool = True
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.ac_weight < 0:
+            raise ConfigError("CGANConfig.ac_weight must be >= 0")
 
 
 @register("cgan")
@@ -435,9 +456,33 @@ class CGAN(GAN):
     Config = CGANConfig
     conditional = True
 
+    def __init__(self, info, config=None):
+        cfg = config if config is not None else self.Config()
+        if cfg.cond == "ac":  # D does not see y; its auxiliary head predicts it
+            if not info.num_classes:
+                raise DataError(f"cgan: {info.name} has no labels to condition on")
+            self.q_dim = info.num_classes
+        super().__init__(info, config)
+
     @property
     def cond_mode(self):
-        return self.config.cond
+        return "none" if self.config.cond == "ac" else self.config.cond
+
+    def aux_discriminator_loss(self, q_real, q_fake, y, code):
+        """AC-GAN's L_C for D: the classifier's cross-entropy on reals and (``ac_on_fakes``) on fakes
+        of classes ``y``."""
+        ce = F.cross_entropy(q_real, y)
+        if self.config.ac_on_fakes:
+            ce = ce + F.cross_entropy(q_fake, y)
+        return self.config.ac_weight * ce
+
+    def generator_extra_loss(self, g_loss, q, code, y):
+        """AC-GAN's L_C for G: its fakes should be classified as the labels they were made from."""
+        if self.config.cond != "ac":
+            return g_loss, {}
+        ce = F.cross_entropy(q, y)
+        acc = (q.argmax(1) == y).float().mean()
+        return g_loss + self.config.ac_weight * ce, {"ac_fake_acc": acc.detach()}
 
 
 @dataclass(frozen=True)

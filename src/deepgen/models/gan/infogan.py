@@ -34,12 +34,21 @@ from deepgen.registry import register
 @dataclass(frozen=True)
 class InfoGANConfig(GANConfig):
     """:class:`GANConfig` plus the code: ``categorical`` classes (0: none), ``continuous`` variables,
-    the bound's weight ``info_weight`` and the continuous part's relative weight ``cont_weight``."""
+    the bound's weight ``info_weight`` and the continuous part's relative weight ``cont_weight``.
 
+    The defaults are the paper's MNIST setting (its appendix C.1): 62 noise variables, the generator
+    learning at 1e-3 against the discriminator's 2e-4, and a smaller weight (0.1) on the continuous
+    codes than on the categorical one. On digits after 1,500 steps they made the categorical code
+    agree with the digit classes 87% / 85% / 70% of the time over seeds 0-2, against 40% (seed 0)
+    with the plain GAN's 32 noise variables, one learning rate and weight 0.5
+    (docs/benchmarks.md, 16.3)."""
+
+    latent_dim: int = 62
+    lr_g: float | None = 1e-3
     categorical: int = 10
     continuous: int = 2
     info_weight: float = 1.0
-    cont_weight: float = 0.5
+    cont_weight: float = 0.1
 
     def __post_init__(self):
         super().__post_init__()
@@ -107,10 +116,11 @@ class InfoGAN(GAN):
             loss = loss + cfg.cont_weight * 0.5 * (q[:, k:] - code[:, k:]).pow(2).sum(1).mean()
         return cfg.info_weight * loss, bound
 
-    def info_loss(self, q, code):
-        return self._info_terms(q, code)[0]
+    def aux_discriminator_loss(self, q_real, q_fake, y, code):
+        """Q learns to recover the code of the (detached) fakes; the reals carry no code."""
+        return self._info_terms(q_fake, code)[0]
 
-    def generator_extra_loss(self, g_loss, q, code):
+    def generator_extra_loss(self, g_loss, q, code, y):
         loss, bound = self._info_terms(q, code)
         return g_loss + loss, {"mi_bound": bound}
 
