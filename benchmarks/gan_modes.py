@@ -48,7 +48,8 @@ SETTINGS = {
 
 
 class Snapshots(Callback):
-    """Keeps ``n`` samples (fixed z) at the given steps."""
+    """Keeps ``n`` samples (fixed z) at the given steps, from the weights sampling would use then
+    (the averaged generator when the run keeps an EMA)."""
 
     def __init__(self, steps, n=1000):
         self.at, self.n, self.kept = set(steps), n, {}
@@ -58,7 +59,8 @@ class Snapshots(Callback):
         if step in self.at:
             m = trainer.model
             m.eval()
-            self.kept[step] = m.sample(self.n, generator=torch.Generator().manual_seed(0)).tolist()
+            with trainer.eval_weights():
+                self.kept[step] = m.sample(self.n, generator=torch.Generator().manual_seed(0)).tolist()
             m.train()
 
 
