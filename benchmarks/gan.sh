@@ -35,7 +35,7 @@ mnist-losses)  # DCGAN on MNIST with each loss (WGAN-GP: 5 critic steps per gene
     train dcgan "dcgan-$loss" -o loss="$loss" "${extra[@]}"
   done
   ;;
-cgan)  # conditional DCGAN (projection discriminator): class accuracy of its samples by deepgen-mnist
+cgan)  # conditional DCGAN (auxiliary classifier on reals, the default): class accuracy of its samples by deepgen-mnist
   train cgan cgan-mnist
   ;;
 infogan)  # InfoGAN (10 categories, 2 continuous codes): code/class agreement after matching

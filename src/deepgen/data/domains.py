@@ -22,13 +22,16 @@ and one pair of two different sources (it needs MNIST, from ``--data-dir`` or ``
 * ``digits-mnist``: A sklearn's digits upsampled to 28x28 (bilinear to 20x20, the size of MNIST's
   digit box, then a border of 4, at 256 levels), B MNIST: the same ten classes in two styles, never
   paired. Both domains keep their labels (``container.a``, ``container.b``) for measuring whether a
-  translation keeps the class.
+  translation keeps the class. Domain A also has a second judge (``DomainPair.judges``): the
+  deepgen-digits classifier, which reads A's images through :func:`digits_view` (the 20x20 box
+  cropped and averaged back to 8x8 at 17 levels), since MNIST's classifier is a poor judge of
+  upsampled sklearn digits (it recognises about 87% of real ones).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -39,11 +42,16 @@ from deepgen.errors import UnknownNameError
 
 @dataclass
 class DomainPair:
-    """Domains ``a`` and ``b``: two examples-kind datasets of any shapes."""
+    """Domains ``a`` and ``b``: two examples-kind datasets of any shapes.
+
+    ``judges``: extra classifiers for a domain's label agreement, ``{"a" or "b": (feature network
+    name, view)}``, where ``view`` maps the domain's model-space images to the network's input.
+    """
 
     name: str
     a: Dataset
     b: Dataset
+    judges: dict[str, tuple[str, Callable[[torch.Tensor], torch.Tensor]]] = field(default_factory=dict)
 
     def to_dataset(self) -> Dataset:
         info = replace(self.a.info, name=self.name, kind="domains", num_classes=None, domain_b=self.b.info)
@@ -89,6 +97,16 @@ def upsample_digits(codes: torch.Tensor, levels: int) -> torch.Tensor:
     return (x.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
+def digits_view(x: torch.Tensor, levels: int = 17) -> torch.Tensor:
+    """The inverse view of :func:`upsample_digits`: model-space images (N, 1, 28, 28) in [0, 1] ->
+    (N, 1, 8, 8) in [0, 1] at ``levels`` levels, by cropping the 20x20 digit box and averaging it
+    down (area interpolation), so that the deepgen-digits classifier can read them."""
+    import torch.nn.functional as F
+
+    x = F.interpolate(x[..., 4:24, 4:24].float(), size=(8, 8), mode="area")
+    return (x.clamp(0, 1) * (levels - 1)).round() / (levels - 1)
+
+
 def digits_and_mnist(digits: Dataset, mnist: Dataset) -> DomainPair:
     """The ``digits-mnist`` pair: A upsampled sklearn digits, B MNIST (labels kept in both)."""
     parts = [
@@ -96,7 +114,7 @@ def digits_and_mnist(digits: Dataset, mnist: Dataset) -> DomainPair:
     ]
     info_a = replace(mnist.info, name="digits-28x28")
     a = Dataset(info_a, *parts, source=f"{digits.source} (bilinear to 20x20, padded to 28x28)")
-    return DomainPair("domains:digits-mnist", a, mnist)
+    return DomainPair("domains:digits-mnist", a, mnist, judges={"a": ("deepgen-digits", digits_view)})
 
 
 #: Named pairs (``domains:NAME``) and what they are.

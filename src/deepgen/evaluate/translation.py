@@ -7,7 +7,10 @@ against the target's reference set (as for samples, :class:`~deepgen.evaluate.qu
 and, where the feature network is a classifier and both domains carry labels, the **label
 agreement**: the fraction of translations that the classifier assigns to the source example's class.
 Beside it stands the same classifier's accuracy on real test examples of the target domain, the
-most agreement a perfect translator could show with that classifier.
+most agreement a perfect translator could show with that classifier. A domain pair may name further
+judges for a domain (:attr:`~deepgen.data.domains.DomainPair.judges`: a classifier and the view of
+the domain's images it reads); each adds ``label_agreement_{direction}_{network}`` with its own
+accuracy on real targets.
 """
 
 from __future__ import annotations
@@ -61,4 +64,16 @@ def translation_metrics(
             }
         else:
             out[key] = na("label agreement", "needs labels in both domains and a classifier feature network")
+        judge = pair.judges.get(direction[-1])
+        if judge is not None and y is not None and dst.test.y is not None:
+            from deepgen.metrics.features import load_feature_network
+
+            name, view = judge
+            net = load_feature_network(name)
+            out[f"{key}_{name}"] = {
+                "value": accuracy(net, view(t), y),
+                "label": f"{name} classifier (through the domain's view): class of the translation = "
+                f"class of the source ({direction})",
+                "classifier_accuracy_on_real_target": accuracy(net, view(dst.test.x), dst.test.y),
+            }
     return out

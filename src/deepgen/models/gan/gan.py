@@ -1,8 +1,8 @@
 """Generative adversarial networks (Goodfellow et al., 2014, arXiv:1406.2661): one model, its losses and
 stabilisers as options; the DCGAN image networks (Radford et al., 2016, arXiv:1511.06434); the
-conditional GAN (Mirza & Osindero, 2014, arXiv:1411.1784) with a concatenation or projection
-discriminator (Miyato & Koyama, 2018, arXiv:1802.05637); and the unrolled GAN (Metz et al., 2017,
-arXiv:1611.02163).
+conditional GAN (Mirza & Osindero, 2014, arXiv:1411.1784) with a concatenation, projection
+(Miyato & Koyama, 2018, arXiv:1802.05637) or auxiliary-classifier discriminator (Odena et al., 2017,
+arXiv:1610.09585); and the unrolled GAN (Metz et al., 2017, arXiv:1611.02163).
 
 A generator G maps z ~ N(0, I) to data; a discriminator (critic) D scores examples. Each training
 step makes ``d_steps`` discriminator updates on L_D, each on a fresh batch, then one generator update
@@ -435,12 +435,15 @@ class CGANConfig(GANConfig):
     real digits of the class look like, not toward features only its own fakes carry). Both
     ``cond=ac`` only.
 
-    Concatenation is the default: on digits after 300 steps its samples were classified correctly
-    90.6% of the time, against 84.7% with the projection discriminator (docs/benchmarks.md, 16)."""
+    The auxiliary classifier learning from reals only is the default. On digits after 300 steps
+    (seed 0) its samples were classified as asked 93.1% of the time, against 90.6% with
+    concatenation, 85.0% with the paper's AC-GAN (classifier on fakes too) and 84.7% with the
+    projection discriminator; on MNIST after 2,000 steps 93.6% (FID 7.45) against concatenation's
+    80.1% (FID 13.74) and the paper's AC-GAN's 79.4% (FID 14.46) (docs/benchmarks.md, 16.3)."""
 
-    cond: Literal["concat", "projection", "ac"] = "concat"
+    cond: Literal["concat", "projection", "ac"] = "ac"
     ac_weight: float = 1.0
-    ac_on_fakes: bool = True
+    ac_on_fakes: bool = False
 
     def __post_init__(self):
         super().__post_init__()
@@ -450,8 +453,9 @@ class CGANConfig(GANConfig):
 
 @register("cgan")
 class CGAN(GAN):
-    """Class-conditional GAN (Mirza & Osindero, 2014): labels to both networks; a concatenation or
-    projection discriminator (Miyato & Koyama, 2018). ``deepgen sample --label K`` draws class K."""
+    """Class-conditional GAN (Mirza & Osindero, 2014): labels to both networks; an auxiliary-classifier
+    (Odena et al., 2017; the default), concatenation or projection discriminator (Miyato & Koyama,
+    2018). ``deepgen sample --label K`` draws class K."""
 
     Config = CGANConfig
     conditional = True
