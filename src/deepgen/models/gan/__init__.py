@@ -2,7 +2,8 @@
 ``unrolled-gan``, ``infogan`` and the adversarial autoencoder ``aae``."""
 
 from deepgen.models.gan.aae import AAE, AAEConfig
-from deepgen.models.gan.gan import CGAN, DCGAN, GAN, CGANConfig, DCGANConfig, GANConfig, UnrolledGAN
+from deepgen.models.gan.cgan import CGAN, CGANConfig
+from deepgen.models.gan.gan import DCGAN, GAN, DCGANConfig, GANConfig, UnrolledGAN
 from deepgen.models.gan.infogan import InfoGAN, InfoGANConfig
 
 __all__ = [
