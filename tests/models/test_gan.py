@@ -47,6 +47,24 @@ def test_arch_and_no_density():
         _gan().log_prob(torch.zeros(2, 1, 8, 8))
 
 
+def test_fc_puts_a_normalised_hidden_layer_in_both_dcgan_networks():
+    model = _gan(fc=24)
+    g_fc = model.generator[0]  # z -> FC(24) BN ReLU, then the decoder's own FC with batch norm
+    assert isinstance(g_fc[0], torch.nn.Linear) and g_fc[0].out_features == 24
+    assert isinstance(g_fc[1], torch.nn.BatchNorm1d) and isinstance(model.generator[1].fc[1], torch.nn.BatchNorm1d)
+    d = model.discriminator
+    assert d.head.in_features == 24 and any(isinstance(m, torch.nn.BatchNorm1d) for m in d.body)
+    x = model.sample(4, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (4, 1, 8, 8) and d(x).shape == (4,)
+    # WGAN-GP's critic has no batch norm (its penalty is per example), the FC layer included
+    critic = _gan(fc=24, loss="wgan-gp").discriminator
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in critic.modules())
+    with pytest.raises(ConfigError, match="MLP's layers are `hidden`"):
+        _gan(fc=24, arch="mlp")
+    plain = _gan().generator  # fc=0: the plain DCGAN generator, z -> FC ReLU -> 16 x 2 x 2, no batch norm there
+    assert plain.fc[0].in_features == 4 and plain.fc[0].out_features == 16 * 2 * 2 and len(plain.fc) == 2
+
+
 # -- losses and stabilisers (issue 13) ------------------------------------------------------------------
 import copy  # noqa: E402
 import math  # noqa: E402

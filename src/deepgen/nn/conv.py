@@ -36,7 +36,7 @@ def _norm(kind: str, ch: int) -> nn.Module:
     raise ValueError(f"unknown norm {kind!r}; valid: batch, group, none")
 
 
-def _sn(module: nn.Module, on: bool) -> nn.Module:
+def spectral_normed(module: nn.Module, on: bool) -> nn.Module:
     return nn.utils.parametrizations.spectral_norm(module) if on else module
 
 
@@ -66,14 +66,14 @@ class ConvEncoder(nn.Module):
         layers: list[nn.Module] = []
         for i, ch in enumerate(channels):
             layers += [
-                _sn(nn.Conv2d(c, ch, 3, stride=2, padding=1), spectral_norm),
+                spectral_normed(nn.Conv2d(c, ch, 3, stride=2, padding=1), spectral_norm),
                 _norm("none" if i == 0 else norm, ch),
                 activation(act),
             ]
             c = ch
         self.convs = nn.Sequential(*layers)
         hs, ws = downsample_sizes(h, len(channels))[-1], downsample_sizes(w, len(channels))[-1]
-        self.head = _sn(nn.Linear(c * hs * ws, out_dim), spectral_norm)
+        self.head = spectral_normed(nn.Linear(c * hs * ws, out_dim), spectral_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.convs(x).flatten(1))
@@ -88,6 +88,7 @@ class ConvDecoder(nn.Module):
             outputs several parameters per pixel.
         channels: channels at the lowest resolution first, e.g. (64, 32).
         norm, act: as in :class:`ConvEncoder` (DCGAN generators use "batch" and "relu").
+        fc_norm: batch norm after the input layer too, when ``norm`` is "batch" (InfoGAN's generator).
     """
 
     def __init__(
@@ -97,13 +98,16 @@ class ConvDecoder(nn.Module):
         channels: Sequence[int] = (64, 32),
         norm: str = "none",
         act: str = "relu",
+        fc_norm: bool = False,
     ):
         super().__init__()
         c_out, h, w = out_shape
         hs = downsample_sizes(h, len(channels))[::-1]
         ws = downsample_sizes(w, len(channels))[::-1]
         self.start = (channels[0], hs[0], ws[0])
-        self.fc = nn.Sequential(nn.Linear(in_dim, math.prod(self.start)), activation(act))
+        n = math.prod(self.start)
+        fc_norms = [nn.BatchNorm1d(n)] if fc_norm and norm == "batch" else []
+        self.fc = nn.Sequential(nn.Linear(in_dim, n), *fc_norms, activation(act))
         layers: list[nn.Module] = []
         c = channels[0]
         for i in range(len(channels)):

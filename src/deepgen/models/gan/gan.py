@@ -59,6 +59,7 @@ from deepgen.models.base import GenerativeModel, adam
 from deepgen.models.gan import losses as L
 from deepgen.models.gan.augment import check_policy, diff_augment
 from deepgen.nn import MLP, ConvDecoder, ConvEncoder, arch_for
+from deepgen.nn.conv import spectral_normed
 from deepgen.registry import register
 
 
@@ -82,6 +83,10 @@ class GANConfig:
         unroll: discriminator steps to unroll in the generator's loss (0: a plain GAN).
         lr_d, lr_g: per-network learning rates (default: the trainer's ``lr``).
         pack: examples per discriminator input (PacGAN; 1: a plain discriminator).
+        fc: width of a fully-connected hidden layer in the DCGAN networks (0: none): between z and
+            the generator's first feature map, and between the discriminator's last feature map and
+            its head, each with batch norm where the network has it. InfoGAN's MNIST networks
+            (Chen et al., 2016, Table 1 of the appendix) use 1024.
     """
 
     latent_dim: int = 32
@@ -100,11 +105,14 @@ class GANConfig:
     lr_d: float | None = None
     lr_g: float | None = None
     pack: int = 1
+    fc: int = 0
 
     def __post_init__(self):
         check_positive(self, "latent_dim", "d_steps", "lr_d", "lr_g", "pack")
-        if self.gp < 0 or self.r1 < 0 or self.unroll < 0:
-            raise ConfigError("GANConfig: gp, r1 and unroll must be >= 0")
+        if self.gp < 0 or self.r1 < 0 or self.unroll < 0 or self.fc < 0:
+            raise ConfigError("GANConfig: gp, r1, unroll and fc must be >= 0")
+        if self.fc and self.arch == "mlp":
+            raise ConfigError("GANConfig.fc: a hidden layer of the DCGAN networks; the MLP's layers are `hidden`")
         try:
             check_policy(self.augment)
         except ValueError as e:
@@ -154,6 +162,11 @@ class Discriminator(nn.Module):
             net = ConvEncoder(shape, 1, cfg.d_channels, norm=norm, act="leaky_relu", spectral_norm=sn)
             self.body = nn.Sequential(net.convs, nn.Flatten())
             self.head = net.head
+            if cfg.fc:  # conv features -> FC (norm) lReLU -> head, as InfoGAN's D
+                hidden = [spectral_normed(nn.Linear(net.head.in_features, cfg.fc), sn)]
+                hidden += [nn.BatchNorm1d(cfg.fc)] if norm == "batch" else []
+                self.body = nn.Sequential(*self.body, *hidden, nn.LeakyReLU(0.2))
+                self.head = spectral_normed(nn.Linear(cfg.fc, 1), sn)
         else:
             net = MLP(info.dim * self.pack + extra_in, 1, cfg.hidden, act="leaky_relu", spectral_norm=sn)
             self.body = nn.Sequential(nn.Flatten(), *list(net)[:-1])
@@ -228,7 +241,11 @@ class GAN(GenerativeModel):
             raise DataError(f"{self.name}: augment (DiffAugment) transforms images; {info.name} has shape {info.shape}")
         self.classes = info.num_classes if self.conditional else 0
         g_in = cfg.latent_dim + self.classes + self.code_dim
-        if self.arch == "dcgan":
+        if self.arch == "dcgan" and cfg.fc:  # z -> FC BN ReLU -> FC BN ReLU -> convs, as InfoGAN's G
+            fc = nn.Sequential(nn.Linear(g_in, cfg.fc), nn.BatchNorm1d(cfg.fc), nn.ReLU())
+            conv = ConvDecoder(cfg.fc, info.shape, cfg.g_channels, norm="batch", act="relu", fc_norm=True)
+            self.generator = nn.Sequential(fc, conv)
+        elif self.arch == "dcgan":
             self.generator = ConvDecoder(g_in, info.shape, cfg.g_channels, norm="batch", act="relu")
         else:
             self.generator = MLP(g_in, info.dim, cfg.hidden, act="relu")
