@@ -359,6 +359,29 @@ def test_cyclegan_cycle_loss_is_zero_for_an_inverse_pair_and_identity_loss_measu
     )
 
 
+def test_image_pool_fills_then_swaps_about_half_for_older_fakes():
+    from deepgen.models.gan.cyclegan import ImagePool
+
+    torch.manual_seed(0)
+    pool = ImagePool(6, (1, 2, 2))
+    first = torch.arange(6.0)[:, None, None, None].expand(6, 1, 2, 2)
+    assert torch.equal(pool.query(first), first) and int(pool.count) == 6  # filling: returned unchanged
+    swapped = 0
+    for r in range(1, 201):
+        new = torch.full((4, 1, 2, 2), 100.0 * r)
+        stored = pool.images.clone()
+        out = pool.query(new)
+        kept = (out == new).all((1, 2, 3))
+        swapped += int((~kept).sum())
+        for img in out[~kept]:  # a swapped-in fake is one the pool held before this call
+            assert any(torch.equal(img, s) for s in stored)
+        assert int(pool.count) == 6
+    assert abs(swapped / 800 - 0.5) < 0.06, swapped
+    # the pool is part of the model's state: a resumed run continues with the same history
+    m = CycleGAN(load_dataset("domains:digits-inverted").info, CycleGANConfig(**{**CycleGAN.test_options, "pool": 5}))
+    assert {"pool_a.images", "pool_b.images", "pool_a.count"} <= set(m.state_dict())
+
+
 def test_cyclegan_translates_both_ways_and_refuses_to_sample():
     ds = load_dataset("domains:digits-inverted")
     torch.manual_seed(0)

@@ -15,8 +15,11 @@ Networks, after the paper's Appendix 7.2 scaled to small images: the ResNet gene
 convolution, ``downsample`` stride-2 convolutions, ``res_blocks`` residual blocks, as many
 nearest-neighbour upsamplings each followed by a 3x3 convolution, a 7x7 output convolution;
 instance norm and ReLU throughout; reflection padding) and a PatchGAN discriminator that scores
-overlapping patches (stride-2 3x3 convolutions to a map of logits). Not implemented: the paper's
-history buffer of 50 generated images for the discriminator updates.
+overlapping patches (stride-2 3x3 convolutions to a map of logits). ``pool`` keeps the paper's
+history of generated images (its Section 4, after Shrivastava et al., 2017, arXiv:1612.07828): once
+the pool is full, each fake the discriminator is shown is, with probability 1/2, an older fake from
+the pool (which the new one replaces), so D does not chase the generator's latest move alone. The
+paper keeps 50; the default here is 0 (off).
 
 A CycleGAN translates; it does not sample from noise. ``translate(x, direction=...)`` maps a batch
 of domain A to B (``a2b``, the default) or of B to A (``b2a``); ``deepgen translate`` does the same
@@ -51,6 +54,7 @@ class CycleGANConfig:
         d_channels: PatchGAN discriminator channels per stride-2 convolution.
         loss: the adversarial loss (``lsgan`` as in the paper).
         lambda_cyc: weight of the cycle-consistency L1 terms; lambda_id: of the identity terms.
+        pool: generated images kept per direction for the discriminator updates (0: none; paper: 50).
     """
 
     channels: int = 32
@@ -60,11 +64,12 @@ class CycleGANConfig:
     loss: Literal["minimax", "nonsaturating", "lsgan", "wgan-gp", "hinge"] = "lsgan"
     lambda_cyc: float = 10.0
     lambda_id: float = 5.0
+    pool: int = 0
 
     def __post_init__(self):
         check_positive(self, "channels", "res_blocks")
-        if self.downsample < 0 or self.lambda_cyc < 0 or self.lambda_id < 0:
-            raise ConfigError("CycleGANConfig: downsample, lambda_cyc and lambda_id must be >= 0")
+        if self.downsample < 0 or self.lambda_cyc < 0 or self.lambda_id < 0 or self.pool < 0:
+            raise ConfigError("CycleGANConfig: downsample, lambda_cyc, lambda_id and pool must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,35 @@ class ResnetGenerator(nn.Module):
         return self.net(x)
 
 
+class ImagePool(nn.Module):
+    """A history of ``size`` generated images (buffers, so a resumed run continues with the same pool).
+
+    :meth:`query` fills the pool with the first fakes it sees and returns them unchanged; once it is
+    full, each new fake is returned with probability 1/2, and otherwise swapped for a uniformly
+    chosen stored one (which it replaces). Random numbers come from torch's global generator, which
+    the trainer seeds and checkpoints.
+    """
+
+    def __init__(self, size: int, shape):
+        super().__init__()
+        self.size = size
+        self.register_buffer("images", torch.zeros(size, *shape))
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def query(self, fake: torch.Tensor) -> torch.Tensor:
+        out = fake.detach().clone()
+        for i in range(len(out)):
+            n = int(self.count)
+            if n < self.size:
+                self.images[n] = out[i]
+                self.count += 1
+            elif torch.rand(()) < 0.5:
+                j = int(torch.randint(self.size, ()))
+                out[i], self.images[j] = self.images[j].clone(), out[i].clone()
+        return out
+
+
 class PatchDiscriminator(nn.Module):
     """Image (B, C, H, W) -> patch logits (B, h * w): one score per overlapping receptive field."""
 
@@ -150,7 +184,7 @@ class CycleGAN(GenerativeModel):
     density_summary = "none"
     loss_units = "generator + discriminator loss"
     samples_from_noise = False
-    test_options = {"channels": 4, "downsample": 1, "res_blocks": 1, "d_channels": (4, 8)}
+    test_options = {"channels": 4, "downsample": 1, "res_blocks": 1, "d_channels": (4, 8), "pool": 4}
     train_defaults = {"lr": 2e-4, "betas": (0.5, 0.999)}
 
     def __init__(self, info, config=None):
@@ -169,6 +203,8 @@ class CycleGAN(GenerativeModel):
         self.disc_a = PatchDiscriminator(c, cfg.d_channels)
         self.disc_b = PatchDiscriminator(c, cfg.d_channels)
         self.squash = info.is_discrete  # data in [0, 1]: sigmoid outputs
+        self.pool_a = ImagePool(cfg.pool, info.shape) if cfg.pool else None  # fakes of A, for D_A
+        self.pool_b = ImagePool(cfg.pool, b.shape) if cfg.pool else None
 
     def why_no_density(self) -> str:
         return (
@@ -216,9 +252,11 @@ class CycleGAN(GenerativeModel):
         idt = self.identity_loss(a, b) if cfg.lambda_id else a.new_zeros(())
         g_loss = adv + cfg.lambda_cyc * cyc + cfg.lambda_id * idt
         ctx.step(g_loss, "gen")
-        d_loss = 0.5 * (
-            self._d_loss(self.disc_b, b, fake_b.detach()) + self._d_loss(self.disc_a, a, fake_a.detach())
-        )  # halved, as in the paper, so D learns slower than G
+        fake_b, fake_a = fake_b.detach(), fake_a.detach()
+        if self.pool_a is not None:
+            fake_b, fake_a = self.pool_b.query(fake_b), self.pool_a.query(fake_a)
+        # halved, as in the paper, so D learns slower than G
+        d_loss = 0.5 * (self._d_loss(self.disc_b, b, fake_b) + self._d_loss(self.disc_a, a, fake_a))
         ctx.step(d_loss, "disc")
         return {
             "loss": (g_loss + d_loss).detach(),
