@@ -27,6 +27,7 @@ COMMANDS = (
     "cluster",
     "anomaly",
     "classify",
+    "restore",
     "train_features",
     "download",
 )

@@ -439,7 +439,8 @@ class GenerativeModel(nn.Module):
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Latent codes (B, *latent) -> data (B, *info.shape) on the data's support (a VAE decodes to
-        its likelihood's mean E[x|z])."""
+        its likelihood's mean E[x|z]). Differentiable in z where the model allows it (inverse
+        problems fit latents through it); call it under ``torch.no_grad()`` for values alone."""
         raise self._unsupported("encode")
 
     @torch.no_grad()

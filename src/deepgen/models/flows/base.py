@@ -170,8 +170,11 @@ class Flow(ContinuousDensityModel):
         y = self.check_labels(y, len(x), draw=False)
         return self.bijector(self._continuous_centres(x), self.embed_context(y))[0]
 
-    @torch.no_grad()
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Latents -> data on the data's support: ``f^{-1}(z)``, quantised for discrete data."""
+        """Latents -> data on the data's support: ``f^{-1}(z)``, quantised for discrete data. The
+        gradient in z passes the quantisation straight through (that of ``f^{-1}``), so that a
+        latent can be fitted to an observation (:mod:`deepgen.apps.inverse`)."""
         y = self.check_labels(y, len(z), draw=False)
-        return self.from_continuous(self.bijector.inverse(z, self.embed_context(y))[0])
+        v = self.bijector.inverse(z, self.embed_context(y))[0]
+        x = self.from_continuous(v)
+        return v + (x - v).detach() if torch.is_grad_enabled() and z.requires_grad else x

@@ -217,7 +217,6 @@ class GON(GenerativeModel):
         with torch.no_grad():
             return self.latent(x)
 
-    @torch.no_grad()
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.likelihood.mean(self.decoder(z))
 

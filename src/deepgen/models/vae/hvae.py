@@ -320,7 +320,6 @@ class HVAE(LatentVariableModel):
                 means.append(qm)
         return means
 
-    @torch.no_grad()
     def decode_mean(self, latents: list[torch.Tensor], temperature: float = 0.0, generator=None) -> torch.Tensor:
         """E[x | z], (B, *shape), from the first ``len(latents)`` layers' latents (e.g. :meth:`encode`'s);
         the remaining layers come from the prior at ``temperature`` (0: their means)."""
@@ -341,7 +340,6 @@ class HVAE(LatentVariableModel):
         first: (B, total latent size). Traversing a coordinate moves one unit of one layer."""
         return torch.cat([m.flatten(1) for m in self.posterior_means(x)], 1)
 
-    @torch.no_grad()
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The inverse layout of :meth:`encode`: split z into the layers' latents, then
         :meth:`decode_mean` with every layer given."""

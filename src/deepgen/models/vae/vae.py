@@ -328,9 +328,8 @@ class VAE(LatentVariableModel):
         return self._is_block
 
     # -- sampling ----------------------------------------------------------------------------------
-    @torch.no_grad()
     def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
-        """E[x | z], (B, *shape), in data space."""
+        """E[x | z], (B, *shape), in data space (differentiable in z)."""
         return self.likelihood.mean(self.decoder(z))
 
     # -- latent space ------------------------------------------------------------------------------
@@ -343,10 +342,9 @@ class VAE(LatentVariableModel):
         something."""
         return self.posterior(x)[0]
 
-    @torch.no_grad()
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The decoder's mean E[x | z] (B, *shape): probabilities for a Bernoulli decoder, the
-        expected level for categorical and logistic ones, the Gaussian's mean."""
+        expected level for categorical and logistic ones, the Gaussian's mean. Differentiable in z."""
         return self.decode_mean(z)
 
     @torch.no_grad()
