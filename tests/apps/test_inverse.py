@@ -10,10 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from deepgen.apps.inverse import Degradation, available_methods, psnr, restoration_metrics, restore
+from deepgen.apps.inverse import Degradation, available_methods, restoration_metrics, restore
 from deepgen.cli import main
 from deepgen.data import DataInfo, load_dataset
 from deepgen.errors import ConfigError
+from deepgen.metrics.image_quality import psnr_from_mse
 from deepgen.models.base import GenerativeModel
 from deepgen.registry import get_model_class
 from deepgen.train.run import build_model
@@ -114,7 +115,9 @@ def test_metrics_psnr_and_the_unobserved_region():
     r[:, :, 4:] = 0.1  # error only where nothing was observed
     m = restoration_metrics(r, x, d)
     assert m["mse_unobserved"]["value"] == pytest.approx(0.01) and m["mse_all"]["value"] == pytest.approx(0.005)
-    assert m["psnr_unobserved"]["value"] == pytest.approx(20.0) and psnr(torch.tensor(1e-3)).item() == pytest.approx(30)
+    assert m["psnr_unobserved"]["value"] == pytest.approx(20.0) and psnr_from_mse(
+        torch.tensor(1e-3)
+    ).item() == pytest.approx(30)
 
 
 def test_cli_restores_with_every_offered_method(tmp_path):

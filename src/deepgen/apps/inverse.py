@@ -58,6 +58,7 @@ import torch.nn.functional as F
 from deepgen.data.transforms import snap
 from deepgen.errors import ConfigError
 from deepgen.masks import make_mask
+from deepgen.metrics.image_quality import psnr_from_mse
 from deepgen.models.base import GenerativeModel
 
 #: Degradation specs and what they do.
@@ -261,15 +262,11 @@ def _latent_map(model, y, d: Degradation, x0, *, steps, lr, sigma) -> torch.Tens
         return _on_support(d.project(model.decode(z), y), d)
 
 
-def psnr(mse: torch.Tensor) -> torch.Tensor:
-    """Peak signal-to-noise ratio in dB for data in [0, 1] (peak 1): -10 log10(MSE)."""
-    return -10 * torch.log10(mse.clamp_min(1e-10))
-
-
 def restoration_metrics(
     restored: torch.Tensor, original: torch.Tensor, degradation: Degradation, labels=None, classifier=None
 ) -> dict:
-    """MSE and PSNR (dB, the mean of per-example PSNRs) over all pixels and over the unobserved ones
+    """MSE and PSNR (dB, the mean of per-example PSNRs, each capped at 100 dB so that one exact
+    restoration does not make the mean infinite) over all pixels and over the unobserved ones
     (inpainting), with standard errors; ``label_agreement`` with a classifier (a deepgen feature
     network: the share of restorations given the original's label) when labels are given."""
     err = (restored - original).pow(2).flatten(1)
@@ -280,7 +277,7 @@ def restoration_metrics(
     out = {}
     n = len(restored)
     for where, m in per.items():
-        p = psnr(m)
+        p = psnr_from_mse(m.double().clamp_min(1e-10))
         out[f"mse_{where}"] = {"value": m.mean().item(), "se": (m.std() / math.sqrt(n)).item() if n > 1 else 0.0}
         out[f"psnr_{where}"] = {"value": p.mean().item(), "se": (p.std() / math.sqrt(n)).item() if n > 1 else 0.0}
     if labels is not None and classifier is not None:

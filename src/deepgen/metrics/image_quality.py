@@ -29,7 +29,12 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Ten
     images give ``+inf``.
     """
     _check(x, y)
-    mse = (x.double() - y.double()).pow(2).flatten(1).mean(1)
+    return psnr_from_mse((x.double() - y.double()).pow(2).flatten(1).mean(1), data_range)
+
+
+def psnr_from_mse(mse: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """``10 log10(data_range^2 / MSE)`` for mean squared errors already taken (e.g. over part of an
+    image, as inpainting's unobserved pixels); a zero error gives ``+inf``."""
     return 10 * torch.log10(data_range**2 / mse)
 
 
