@@ -226,3 +226,8 @@ def test_translation_metrics_add_a_domains_extra_judge():
     for d in ("a2b", "b2a"):
         j = m[f"label_agreement_{d}_deepgen-digits"]
         assert j["value"] == pytest.approx(j["classifier_accuracy_on_real_target"], abs=0.03) and j["value"] > 0.9
+        # the floor, what no translation at all agrees: each judge reading the untranslated source
+        # (A's digits through B's inverting view, B's inverted digits as A's) gets few right
+        assert j["untranslated_source"] < 0.5, (d, j)
+    # the main judge reads raw digits: untranslated A is as readable as real digits are
+    assert m["label_agreement_a2b"]["untranslated_source"] > 0.9

@@ -7,7 +7,9 @@ against the target's reference set (as for samples, :class:`~deepgen.evaluate.qu
 and, where the feature network is a classifier and both domains carry labels, the **label
 agreement**: the fraction of translations that the classifier assigns to the source example's class.
 Beside it stands the same classifier's accuracy on real test examples of the target domain, the
-most agreement a perfect translator could show with that classifier. A domain pair may name further
+most agreement a perfect translator could show with that classifier, and its agreement on the
+untranslated source examples (``untranslated_source``), what no translation at all would show: a
+translator that keeps classes but changes style must beat it. A domain pair may name further
 judges for a domain (:attr:`~deepgen.data.domains.DomainPair.judges`: a classifier and the view of
 the domain's images it reads); each adds ``label_agreement_{direction}_{network}`` with its own
 accuracy on real targets.
@@ -61,6 +63,7 @@ def translation_metrics(
                 "value": accuracy(q.network, t, y),
                 "label": f"{q.feature_label}: class of the translation = class of the source ({direction})",
                 "classifier_accuracy_on_real_target": ceiling,
+                "untranslated_source": accuracy(q.network, x, y),
             }
         else:
             out[key] = na("label agreement", "needs labels in both domains and a classifier feature network")
@@ -75,5 +78,6 @@ def translation_metrics(
                 "label": f"{name} classifier (through the domain's view): class of the translation = "
                 f"class of the source ({direction})",
                 "classifier_accuracy_on_real_target": accuracy(net, view(dst.test.x), dst.test.y),
+                "untranslated_source": accuracy(net, view(x), y),
             }
     return out
