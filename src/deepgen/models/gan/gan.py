@@ -86,7 +86,8 @@ class GANConfig:
         fc: width of a fully-connected hidden layer in the DCGAN networks (0: none): between z and
             the generator's first feature map, and between the discriminator's last feature map and
             its head, each with batch norm where the network has it. InfoGAN's MNIST networks
-            (Chen et al., 2016, Table 1 of the appendix) use 1024.
+            (Chen et al., 2016, Table 1 of the appendix) use 1024. The MLP networks (vectors) have
+            their layers in ``hidden`` and ignore it.
     """
 
     latent_dim: int = 32
@@ -111,8 +112,6 @@ class GANConfig:
         check_positive(self, "latent_dim", "d_steps", "lr_d", "lr_g", "pack")
         if self.gp < 0 or self.r1 < 0 or self.unroll < 0 or self.fc < 0:
             raise ConfigError("GANConfig: gp, r1, unroll and fc must be >= 0")
-        if self.fc and self.arch == "mlp":
-            raise ConfigError("GANConfig.fc: a hidden layer of the DCGAN networks; the MLP's layers are `hidden`")
         try:
             check_policy(self.augment)
         except ValueError as e:
