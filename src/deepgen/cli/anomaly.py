@@ -16,6 +16,7 @@ from pathlib import Path
 
 from deepgen.cli.common import (
     EXAMPLES_FMT,
+    add_app_output_args,
     add_data_args,
     fmt,
     parse_classes,
@@ -60,9 +61,7 @@ def add_parser(sub):
     p.add_argument("--method", help="a likelihood method the model offers besides its default")
     p.add_argument("--fpr", type=float, default=0.05, help="share of normal validation data flagged (default 0.05)")
     p.add_argument("-n", type=int, default=2000, help="at most this many examples per set, seeded (default 2000)")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
+    add_app_output_args(p)
     p.set_defaults(func=run)
 
 

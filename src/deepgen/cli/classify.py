@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from deepgen.cli.common import EXAMPLES_FMT, add_data_args, spec_for_run, write_json
+from deepgen.cli.common import EXAMPLES_FMT, add_app_output_args, add_data_args, spec_for_run, write_json
 
 EPILOG = """Examples:
   deepgen train maf --data digits -o class_conditional=true --out runs/maf-cond
@@ -34,9 +34,7 @@ def add_parser(sub):
     p.add_argument("--k", type=int, help="Monte Carlo samples of bound/estimate likelihoods")
     p.add_argument("--method", help="a likelihood method the model offers besides its default")
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
+    add_app_output_args(p)
     p.set_defaults(func=run)
 
 

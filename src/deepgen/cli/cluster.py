@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deepgen.cli.common import EXAMPLES_FMT, add_data_args, spec_for_run, write_json
+from deepgen.cli.common import EXAMPLES_FMT, add_app_output_args, add_data_args, spec_for_run, write_json
 
 EPILOG = """Examples:
   deepgen cluster runs/gmm-8gaussians --out runs/clusters-8g               # 2-D: grid method
@@ -38,9 +38,7 @@ def add_parser(sub):
     p.add_argument("--k", type=int, default=10, help="neighbours in the k-NN graph (default 10)")
     p.add_argument("--grid-size", type=int, default=200, help="grid cells per side (2-D; default 200)")
     p.add_argument("--assign", choices=["none", "nearest"], default="none", help="label points below the level")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
+    add_app_output_args(p)
     p.set_defaults(func=run)
 
 

@@ -165,3 +165,10 @@ def labels_for(args, model, n: int):
     else:
         return None
     return model.check_labels(y, n)
+
+
+def add_app_output_args(p: argparse.ArgumentParser) -> None:
+    """``--out`` (a folder), ``--device`` and ``--seed``: what every application command takes."""
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deepgen.cli.common import EXAMPLES_FMT, add_data_args, sample_options, spec_for_run, write_json
+from deepgen.cli.common import (
+    EXAMPLES_FMT,
+    add_app_output_args,
+    add_data_args,
+    sample_options,
+    spec_for_run,
+    write_json,
+)
 
 EPILOG = """Examples:
   deepgen restore runs/vae-digits --task inpaint:center --out runs/restore-center
@@ -51,9 +58,7 @@ def add_parser(sub):
     p.add_argument("-n", type=int, default=500, help="at most this many test examples, seeded (default 500)")
     p.add_argument("--grid", type=int, default=10, help="examples shown in restore.png (default 10)")
     p.add_argument("--batch-size", type=int, default=250, help="examples restored at once (default 250)")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
+    add_app_output_args(p)
     p.set_defaults(func=run)
 
 
