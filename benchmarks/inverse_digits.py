@@ -5,13 +5,17 @@ thread) and each task (``--tasks``), ``--n`` test images are degraded and restor
 the model offers (:mod:`deepgen.apps.inverse`): ``observed`` (no model: the observation made
 consistent with the training mean), ``complete`` (autoregressive models, inpainting), ``latent``
 (MAP through decode: VAEs, flows), ``edit`` (diffusion: SDEdit rounds with projection; for
-denoising one round at ``--denoise-strength``, as repeated re-noising only loses the input).
+denoising one round at ``--denoise-strength``, as repeated re-noising only loses the input),
+``guided`` (DDPM: data consistency after every step of ``--guided-sampler``, all timesteps unless
+``--guided-steps``). ``--methods`` keeps some; ``--cache DIR`` keeps each trained model's weights
+there and reuses them when the model, steps and seed match.
 Reported: PSNR (dB, all pixels and the unobserved ones) and the deepgen-digits classifier's label
 agreement with the originals. Posterior samples (complete, edit) trade PSNR for realism: a perfect
 sampler's expected squared error is twice that of the posterior mean, so compare them by label
 agreement, and the MAP/baseline rows by PSNR.
 
     OMP_NUM_THREADS=1 python benchmarks/inverse_digits.py   # -> benchmarks/results/inverse_digits.json
+    OMP_NUM_THREADS=1 python benchmarks/inverse_digits.py --models ddpm --methods observed,guided --cache runs/inv
 """
 
 from __future__ import annotations
@@ -48,6 +52,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--denoise-strength", type=float, default=0.15)
     ap.add_argument("--edit-steps", type=int, default=50, help="DDIM steps over the full schedule")
+    ap.add_argument("--guided-sampler", default="ancestral", choices=["ancestral", "ddim"])
+    ap.add_argument("--guided-steps", type=int, help="sampler steps of the guided method (default: every timestep)")
+    ap.add_argument("--methods", type=lambda t: t.split(","), help="only these methods (default: all offered)")
+    ap.add_argument("--cache", help="directory for trained weights, reused when model, steps and seed match")
     ap.add_argument("--grid", help="write one PNG per model and task under this prefix")
     ap.add_argument("--out")
     args = ap.parse_args()
@@ -63,16 +71,28 @@ def main():
         train = {**cls.train_defaults_for(ds.info, {}), "steps": args.steps}
         train = {k: v for k, v in train.items() if k in TrainConfig.__dataclass_fields__}
         cfg = TrainConfig(**{**train, "seed": 0, "progress": False, "eval_every": 0, "ckpt_every": 0, "threads": 1})
+        cached = os.path.join(args.cache, f"{name}_digits_{args.steps}steps_seed0.pt") if args.cache else None
         t0 = time.perf_counter()
-        trainer = Trainer(model, ds, cfg, tempfile.mkdtemp(), plots=False, quiet=True)
-        trainer.fit()
-        train_s = time.perf_counter() - t0
+        if cached and os.path.exists(cached):
+            saved = torch.load(cached, weights_only=True)
+            model.load_state_dict(saved["state"])
+            train_s = saved["train_s"]
+            print(f"{name}: weights from {cached} (trained in {train_s:.0f} s)", flush=True)
+        else:
+            trainer = Trainer(model, ds, cfg, tempfile.mkdtemp(), plots=False, quiet=True)
+            trainer.fit()
+            train_s = time.perf_counter() - t0
+            if cached:
+                os.makedirs(args.cache, exist_ok=True)
+                torch.save({"state": model.state_dict(), "train_s": train_s}, cached)
         model.eval()
         for task in args.tasks:
             d = Degradation.parse(task, ds.info.shape, ds.info.levels, torch.Generator().manual_seed(0))
             y = d.observe(x, torch.Generator().manual_seed(0))
             shown = [x[:10], y[:10] if d.kind != "inpaint" else torch.where(d.mask, y, 0.5)[:10]]
             for method in available_methods(model, d):
+                if args.methods and method not in args.methods:
+                    continue
                 if method == "observed" and rows and any(r["task"] == task and r["method"] == "observed" for r in rows):
                     continue  # the baseline does not depend on the model
                 kw = {"mean": mean, "generator": torch.Generator().manual_seed(0), "steps": args.latent_steps}
@@ -81,6 +101,10 @@ def main():
                     kw["strength"], kw["rounds"] = (
                         (args.denoise_strength, 1) if d.kind == "denoise" else (args.strength, args.rounds)
                     )
+                if method == "guided":
+                    kw["options"] = {"sampler": args.guided_sampler}
+                    if args.guided_steps:
+                        kw["options"]["steps"] = args.guided_steps
                 t0 = time.perf_counter()
                 r = restore(model, y, d, method, **kw).detach()
                 m = restoration_metrics(r, x, d, labels, judge)

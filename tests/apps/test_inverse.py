@@ -8,6 +8,7 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from deepgen.apps.inverse import Degradation, available_methods, restoration_metrics, restore
@@ -96,7 +97,7 @@ def test_sampling_methods_keep_what_was_observed():
     mean = ds.train.x.float().mean(0)
     d = Degradation.parse("inpaint:bottom-half", IMG, levels=17)
     y = d.observe(x)
-    for name, method in (("made", "complete"), ("ddpm", "edit")):
+    for name, method in (("made", "complete"), ("ddpm", "edit"), ("ddpm", "guided")):
         model = build_model(name, ds.info, seed=0, options=get_model_class(name).test_options).eval()
         assert method in available_methods(model, d)
         opts = {"steps": 5} if name == "ddpm" else {}
@@ -131,3 +132,26 @@ def test_cli_restores_with_every_offered_method(tmp_path):
     assert res["methods"]["latent"]["n"] == 12 and "label_agreement" in res["methods"]["latent"]
     assert (out / "restore.png").stat().st_size > 0
     assert main(["restore", run, "--task", "inpaint:center", "--method", "edit", "--out", str(out)]) == 2
+
+
+def test_guided_restoration_meets_block_averages_and_starts_denoising_at_the_noise_level():
+    ds = load_dataset("digits")
+    x, mean = ds.test.x[:8], ds.train.x.float().mean(0)
+    model = build_model("ddpm", ds.info, seed=0, options=get_model_class("ddpm").test_options).eval()
+    d = Degradation.parse("downsample:2", IMG, levels=17)
+    y = d.observe(x)
+    r = restore(model, y, d, "guided", mean=mean, generator=torch.Generator().manual_seed(0), options={"steps": 5})
+    # exact in the diffusion's space; snapping to the 17 levels moves a block average by <= 1/32, and
+    # clamping to [0, 1] more: check the blocks that touch neither bound
+    interior = F.avg_pool2d(((r > 0) & (r < 1)).float(), 2) == 1
+    assert interior.sum() >= 5  # an untrained network saturates many pixels
+    assert (d.forward(r) - y)[interior].abs().max() <= 1 / 32 + 1e-6
+    calls = []
+    model.restore = lambda ref, project, **kw: calls.append((ref, project, kw)) or ref  # what the app asks for
+    n = Degradation.parse("denoise:0.2", IMG, levels=17)
+    yn = n.observe(x, torch.Generator().manual_seed(0))
+    restore(model, yn, n, "guided", mean=mean)
+    assert torch.equal(calls[0][0], yn) and calls[0][1] is None and calls[0][2]["noise"] == 0.2
+    fresh = build_model("ddpm", ds.info, seed=0, options=get_model_class("ddpm").test_options).eval()
+    with pytest.raises(ConfigError, match="ancestral or ddim"):
+        restore(fresh, y, d, "guided", mean=mean, options={"sampler": "heun", "steps": 3})

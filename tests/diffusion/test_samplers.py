@@ -22,8 +22,10 @@ from deepgen.samplers import (
     eps_from_v_fn,
     eps_from_x0_fn,
     heun_sample,
+    noise_matched_start,
     probability_flow_log_likelihood,
     probability_flow_sample,
+    replacement_constraint,
     sampling_timesteps,
     score_from_eps,
     sde_sample,
@@ -369,3 +371,64 @@ def test_score_from_eps_and_sde_validation():
         with pytest.raises(ConfigError, match=match) as info:
             bad()
         assert "\n" not in str(info.value)
+
+
+# -- data consistency (inverse problems) -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sampler", ["ancestral", "ddim-eta1"])
+def test_denoising_from_the_noise_matched_start_samples_the_gaussian_posterior(sampler):
+    """y = x0 + sigma n with x0 ~ N(MU, SHARP^2): p(x0 | y) is Gaussian in closed form, and the reverse
+    process started from sqrt(ab_t) y (topped up by less than one step's noise) must sample it."""
+    sigma, y = 0.3, torch.tensor([0.9, -0.6], dtype=D)
+    t, extra = noise_matched_start(LINEAR, sigma)
+    ab = float(LINEAR.alpha_bar[t])
+    assert (1 - ab) / ab >= sigma**2 > (1 - float(LINEAR.alpha_bar[t - 1])) / float(LINEAR.alpha_bar[t - 1])
+    assert extra**2 == pytest.approx(1 - ab * (1 + sigma**2)) and extra**2 < float(LINEAR.betas[t])
+    x_t = math.sqrt(ab) * y + extra * torch.randn(N, 2, generator=_gen(2), dtype=D)
+    steps = torch.arange(t, -1, -1)
+    if sampler == "ancestral":
+        x = ddpm_sample(gaussian_eps(LINEAR), LINEAR, x_t, steps=steps, generator=_gen(3))
+    else:
+        x = ddim_sample(gaussian_eps(LINEAR), LINEAR, x_t, steps=steps, eta=1.0, generator=_gen(3))
+    var = 1 / (1 / SHARP**2 + 1 / sigma**2)
+    assert_gaussian(x, var * (MU / SHARP**2 + y / sigma**2), var.sqrt())
+
+
+def test_noise_matched_start_rejects_noise_beyond_the_schedule():
+    with pytest.raises(ConfigError, match="exceeds"):
+        noise_matched_start(LINEAR, 1e4)
+    with pytest.raises(ConfigError, match="positive"):
+        noise_matched_start(LINEAR, 0.0)
+
+
+@pytest.mark.parametrize("sampler", ["ancestral", "ddim"])
+def test_replacement_keeps_the_observed_coordinate_at_every_level_and_exactly_at_the_end(sampler):
+    """Observe x0[:, 0] of independent Gaussian coordinates: after each step coordinate 0 is the
+    observation noised to the step's level, at the end the observation itself, and coordinate 1
+    (independent of it) still has the data's marginal."""
+    ref = torch.zeros(N, 2, dtype=D)
+    ref[:, 0] = 0.7
+    levels = []
+
+    def paste_first(x, r):
+        return torch.cat([r[:, :1], x[:, 1:]], 1)
+
+    inner = replacement_constraint(paste_first, ref, _gen(5))
+
+    def constraint(x, ab):
+        levels.append(ab)
+        out = inner(x, ab)
+        if ab < 1:  # the pasted coordinate is a draw of q(x_s | x0 = 0.7)
+            z = (out[:, 0] - math.sqrt(ab) * 0.7) / math.sqrt(1 - ab)
+            assert abs(z.mean().item()) < 4.5 / math.sqrt(N) and abs(z.std().item() - 1) < 4.5 / math.sqrt(2 * N)
+        return out
+
+    kw = dict(generator=_gen(4), dtype=D, constraint=constraint)
+    if sampler == "ancestral":
+        s, x = SHARP, ddpm_sample(gaussian_eps(LINEAR), LINEAR, (N, 2), **kw)
+    else:
+        s, x = BROAD, ddim_sample(gaussian_eps(LINEAR, s=BROAD), LINEAR, (N, 2), steps=50, **kw)
+    assert levels == sorted(levels) and levels[-1] == 1.0 and len(levels) == (1000 if sampler == "ancestral" else 50)
+    assert torch.equal(x[:, 0], ref[:, 0])
+    assert_gaussian(x[:, 1:], MU[1:], s[1:])

@@ -34,6 +34,12 @@ Methods (:data:`METHODS`; :func:`available_methods` lists a model's):
   2022, arXiv:2108.01073) with data consistency: x <- P_y(edit(x, s)) for strengths s decreasing
   from ``strength`` to ``strength / rounds``, from the start point; a projection after each
   partial denoising as ILVR does for downsampling (Choi et al. 2021, arXiv:2108.02938).
+* ``guided`` (models with ``restore``: DDPM): data consistency at every step of the sampler rather
+  than after whole rounds. Inpainting and downsampling sample from pure noise and, after every
+  step, replace what the observation pins down by the observation noised to that step's level
+  (RePaint's update without its resampling, Lugmayr et al. 2022, arXiv:2201.09865; ILVR for block
+  averages). Denoising starts from y itself at the timestep whose noise level equals the
+  observation's, which samples p(x | y) for a perfect denoiser (up to under one step's noise).
 
 :func:`restoration_metrics` scores restorations against the originals: MSE and PSNR (peak 1, data in
 [0, 1]) over all pixels and over the unobserved ones (inpainting), and, where the data has labels
@@ -74,6 +80,7 @@ METHODS = {
     "complete": "sample the unobserved pixels from the model's conditional (complete; inpainting only)",
     "latent": "MAP over the latent space: fit decode(z) to the observation (encode/decode)",
     "edit": "partial noising and denoising, projected onto the observation after each round (edit)",
+    "guided": "sampling kept consistent with the observation at every denoising step (restore)",
 }
 
 
@@ -150,6 +157,10 @@ class Degradation:
             return x + r.repeat_interleave(self.factor, -2).repeat_interleave(self.factor, -1)
         return x
 
+    def project_onto(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        """P_{A(ref)}(x): x made to agree with the full-size example ``ref`` wherever A observes."""
+        return self.project(x, self.forward(ref))
+
     def residual(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-example squared error ||A(x) - y||^2 (B,)."""
         return (self.forward(x) - y).pow(2).flatten(1).sum(1)
@@ -174,6 +185,8 @@ def available_methods(model: GenerativeModel, degradation: Degradation) -> list[
         out.append("latent")
     if model.supports("edit"):
         out.append("edit")
+    if model.supports("restore"):
+        out.append("guided")
     return out
 
 
@@ -204,7 +217,8 @@ def restore(
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
     if method not in offered:
-        need = {"complete": "complete (and an inpainting task)", "latent": "encode", "edit": "edit"}[method]
+        need = {"complete": "complete (and an inpainting task)", "latent": "encode", "guided": "restore"}
+        need = need.get(method, method)
         raise ConfigError(
             f"{model.name} cannot restore by {method}: it needs the capability {need}; "
             f"this model offers: {', '.join(offered)}"
@@ -215,6 +229,11 @@ def restore(
     if method == "complete":
         with torch.no_grad():
             return model.complete(x0, degradation.mask.to(x0.device), generator=generator, **options)
+    if method == "guided":
+        with torch.no_grad():
+            if degradation.kind == "denoise":
+                return model.restore(y, None, noise=degradation.sigma, generator=generator, **options)
+            return model.restore(x0, degradation.project_onto, generator=generator, **options)
     if method == "edit":
         if not 0 < strength <= 1 or rounds < 1:
             raise ConfigError(f"edit needs strength in (0, 1] and rounds >= 1, got {strength}, {rounds}")

@@ -24,9 +24,10 @@ EPILOG = """Examples:
   deepgen restore runs/pixelcnn-digits --task inpaint:bottom-half --method complete --out runs/r
   deepgen restore runs/ddpm-digits --task denoise:0.2 --strength 0.3 -s sampler=ddim -s steps=20 --out runs/r
   deepgen restore runs/realnvp-digits --task downsample:2 --method latent --out runs/r
+  deepgen restore runs/ddpm-digits --task inpaint:bottom-half --method guided -s sampler=ancestral --out runs/r
 Tasks: inpaint:MASK (masks of 'deepgen complete --help'), denoise:SIGMA, downsample:F.
-Methods: observed (no model: the baseline), complete, latent, edit; 'deepgen restore RUN --task T --list'
-shows which a run offers.
+Methods: observed (no model: the baseline), complete, latent, edit, guided; 'deepgen restore RUN --task T
+--list' shows which a run offers.
 """
 
 
@@ -53,7 +54,7 @@ def add_parser(sub):
     )  # fmt: skip
     p.add_argument(
         "-s", "--sample-option", action="append", metavar="KEY=VALUE",
-        help="complete/edit: a sampling option of the model, e.g. -s sampler=ddim -s steps=20",
+        help="complete/edit/guided: a sampling option of the model, e.g. -s sampler=ddim -s steps=20",
     )  # fmt: skip
     p.add_argument("-n", type=int, default=500, help="at most this many test examples, seeded (default 500)")
     p.add_argument("--grid", type=int, default=10, help="examples shown in restore.png (default 10)")

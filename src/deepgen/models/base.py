@@ -125,6 +125,7 @@ CAPABILITIES = {
     "complete": "complete(x, mask): fill in the entries of x where mask is False",
     "translate": "translate(x): map examples to the other domain",
     "edit": "edit(x, strength): partially noise x and denoise it (strength in [0, 1])",
+    "restore": "restore(ref, project, noise): sample x given an observation, kept consistent with it at every step",
     "encode": "encode(x) -> z and decode(z) -> x: a latent space, with interpolate and traverse",
 }
 
@@ -426,6 +427,28 @@ class GenerativeModel(nn.Module):
     ) -> torch.Tensor:
         """Partially noise ``x`` (``strength`` in [0, 1]: 0 returns x, 1 samples afresh) and denoise it."""
         raise self._unsupported("edit")
+
+    def restore(
+        self,
+        ref: torch.Tensor,
+        project=None,
+        *,
+        noise: float = 0.0,
+        strength: float = 1.0,
+        generator: torch.Generator | None = None,
+        y: torch.Tensor | None = None,
+        **options,
+    ) -> torch.Tensor:
+        """Samples (B, *shape) given an observation, consistent with it at every step of the sampler.
+
+        ``ref`` (B, *shape): an example that agrees with the observation (e.g. the observed pixels
+        with anything elsewhere). ``project(x, r)``: the nearest x' to x that agrees with r wherever the
+        observation constrains x (it must commute with the same affine map applied to every entry, as
+        pasting pixels and matching block averages do); None when the observation pins nothing down
+        exactly. ``noise``: the std of Gaussian noise already in ``ref`` (data units), 0 if none.
+        ``strength``: where in the noise schedule sampling starts (1: from pure noise).
+        """
+        raise self._unsupported("restore")
 
     # -- latent space (the "encode" capability) -----------------------------------------------------
     #: What a model's latent coordinates are, for help and plot titles (e.g. "posterior mean of z").

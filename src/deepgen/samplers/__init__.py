@@ -12,7 +12,8 @@
   ``eps_fn(x_t, t)`` on a :class:`deepgen.diffusion.DiffusionSchedule`; :func:`sde_sample`
   (predictor-corrector), :func:`probability_flow_sample` and :func:`probability_flow_log_likelihood`
   for ``score_fn(x, t)`` on an SDE; adapters :func:`eps_from_x0_fn`, :func:`eps_from_v_fn`,
-  :func:`score_from_eps`; :func:`sampling_timesteps`.
+  :func:`score_from_eps`; :func:`sampling_timesteps`; data consistency for inverse problems,
+  :func:`replacement_constraint` (RePaint, ILVR) and :func:`noise_matched_start` (noisy observations).
 
 Conventions: ``log_prob(x) -> (B,)``; ``score(x)`` or ``score(x, sigma)`` returns the shape of ``x``;
 every sampler takes ``generator`` for all its randomness, works on any shape (B, ...) on the device
@@ -27,8 +28,10 @@ from deepgen.samplers.diffusion import (
     eps_from_v_fn,
     eps_from_x0_fn,
     heun_sample,
+    noise_matched_start,
     probability_flow_log_likelihood,
     probability_flow_sample,
+    replacement_constraint,
     sampling_timesteps,
     score_from_eps,
     sde_sample,
@@ -64,10 +67,12 @@ __all__ = [
     "mala_kernel",
     "metropolis_flip",
     "metropolis_flip_kernel",
+    "noise_matched_start",
     "odeint",
     "odeint_log_density",
     "probability_flow_log_likelihood",
     "probability_flow_sample",
+    "replacement_constraint",
     "sample_probes",
     "sampling_timesteps",
     "score_from_eps",

@@ -18,6 +18,12 @@ for discrete schedules and VP SDEs; ``N(0, sigma_max^2 I)`` for VE) with ``gener
 of training timesteps. All randomness comes from
 ``generator``; outputs are detached, on the state's device and dtype. Discrete samplers end at clean
 data (``ab = 1``): the last step returns the model's x0 prediction, without noise.
+
+Data consistency (the ancestral and DDIM samplers): ``constraint(x_s, ab_s) -> x_s`` is applied to
+the state after every step, with ``ab_s`` the alpha-bar of the level just reached (1 after the last
+step). Inverse problems use it to pull every state onto a noised copy of an observation (RePaint's
+replacement, ILVR's low-pass matching); see :func:`noised_reference` and
+:func:`noise_matched_start`.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from deepgen.samplers.ode import odeint, odeint_log_density
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Callback = Callable[[int, torch.Tensor], None]
+Constraint = Callable[[torch.Tensor, float], torch.Tensor]
 Steps = int | Sequence[int] | torch.Tensor
 Clip = tuple[float, float] | None
 
@@ -161,6 +168,72 @@ def _pairs(schedule: DiffusionSchedule, ts: torch.Tensor) -> list[tuple[int, flo
     return out
 
 
+def replacement_constraint(
+    project: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    reference: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> Constraint:
+    """Data consistency by replacement: ``x <- project(x, sqrt(ab) ref + sqrt(1 - ab) z)``, fresh z each step.
+
+    ``reference`` (B, ...) is a clean state that agrees with the observation (in the diffusion's space);
+    ``project(x, r)`` is the nearest x' to x that agrees with r wherever the observation constrains
+    it: pasting the observed pixels gives RePaint's update without its resampling loops (Lugmayr et al.
+    2022, arXiv:2201.09865, eq. 8), replacing the low-pass content gives ILVR (Choi et al. 2021,
+    arXiv:2108.02938, eq. 3). The reference is noised to the level the state has just reached, so the
+    pasted part is a draw of q(x_s | x_0) like the rest; after the last step (ab = 1) it is pasted
+    clean, and the result agrees with the observation exactly.
+
+    >>> ref, x = torch.ones(2, 3), torch.zeros(2, 3)
+    >>> paste_first = lambda x, r: torch.cat([r[:, :1], x[:, 1:]], 1)
+    >>> replacement_constraint(paste_first, ref)(x, 1.0)
+    tensor([[1., 0., 0.],
+            [1., 0., 0.]])
+    """
+
+    def constraint(x: torch.Tensor, ab: float) -> torch.Tensor:
+        if ab >= 1.0:
+            return project(x, reference)
+        noise = randn_like(reference, generator)
+        return project(x, math.sqrt(ab) * reference + math.sqrt(1.0 - ab) * noise)
+
+    return constraint
+
+
+def noise_matched_start(schedule: DiffusionSchedule, sigma: float) -> tuple[int, float]:
+    """``(t, s)``: where to start denoising an observation ``y = x_0 + sigma * n`` (n ~ N(0, I)).
+
+    ``sqrt(ab_t) y = sqrt(ab_t) x_0 + sqrt(ab_t) sigma n`` is a draw of q(x_t | x_0) once its noise
+    variance ``ab_t sigma^2`` is topped up to ``1 - ab_t``: t is the first training timestep with
+    ``(1 - ab_t) / ab_t >= sigma^2`` and ``s = sqrt(1 - ab_t (1 + sigma^2))`` the std of the extra
+    noise (less than one step's worth). The reverse process from ``sqrt(ab_t) y + s z`` then samples
+    p(x_0 | y) with a perfect denoiser (exactly when s = 0; the extra noise blurs the observation by
+    under one step), with no tuning: the observation is treated as an intermediate state of the
+    diffusion, the idea behind DDRM's handling of noisy observations (Kawar et al. 2022,
+    arXiv:2201.11793). ``sigma`` is in the diffusion's units (data in [-1, 1]: twice the noise in
+    [0, 1] units).
+
+    >>> sched = DiffusionSchedule.linear(1000)
+    >>> t, s = noise_matched_start(sched, 0.4)
+    >>> ratio = lambda t: (1 - float(sched.alpha_bar[t])) / float(sched.alpha_bar[t])
+    >>> ratio(t) >= 0.4**2 > ratio(t - 1), s < 0.05
+    (True, True)
+    """
+    schedule = _check_schedule(schedule)
+    if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
+        raise ConfigError(f"sigma must be a positive number, got {sigma!r}")
+    ab = schedule.alpha_bar.double()
+    ratio = (1 - ab) / ab
+    reached = torch.nonzero(ratio >= sigma**2)
+    if len(reached) == 0:
+        raise ConfigError(
+            f"noise of std {sigma:g} exceeds the schedule's largest noise-to-signal ratio "
+            f"{math.sqrt(float(ratio[-1])):.3g}: nothing of the observation would survive"
+        )
+    t = int(reached[0])
+    a = float(ab[t])
+    return t, math.sqrt(max(0.0, 1.0 - a * (1.0 + sigma**2)))
+
+
 # -- discrete samplers ------------------------------------------------------------------------------------
 
 
@@ -176,6 +249,7 @@ def ddpm_sample(
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
     callback: Callback | None = None,
+    constraint: Constraint | None = None,
 ) -> torch.Tensor:
     """DDPM ancestral sampling (Ho et al., 2020, arXiv:2006.11239, Algorithm 2), on any subset of timesteps.
 
@@ -194,6 +268,8 @@ def ddpm_sample(
         clip: clamp the predicted x0 to this range (``(-1, 1)`` for images), or None.
         generator, dtype, device: randomness, and x_T's dtype/device when it is a shape.
         callback: ``callback(i, x)`` after step i = 1..S.
+        constraint: ``x = constraint(x, ab_s)`` after each step, before the callback (see the module
+            docstring), or None.
 
     Returns:
         Samples (B, ...), detached.
@@ -219,6 +295,8 @@ def ddpm_sample(
             x = mean + math.sqrt(var) * randn_like(x, generator)
         else:
             x = mean
+        if constraint is not None:
+            x = constraint(x, ab_prev)
         if callback is not None:
             callback(i, x)
     return x
@@ -236,6 +314,7 @@ def ddim_sample(
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
     callback: Callback | None = None,
+    constraint: Constraint | None = None,
 ) -> torch.Tensor:
     """DDIM (Song, Meng & Ermon, 2021, arXiv:2010.02502, eq. 12) on the visited timesteps t > s:
 
@@ -247,7 +326,7 @@ def ddim_sample(
     distribution as :func:`ddpm_sample` (``variance="small"``) on the same timesteps. Values above 1
     are allowed while ``sigma^2 <= 1 - ab_s`` at every step.
 
-    Args: as :func:`ddpm_sample`, with ``steps`` defaulting to 50 and ``eta >= 0``.
+    Args: as :func:`ddpm_sample` (``constraint`` included), with ``steps`` defaulting to 50 and ``eta >= 0``.
 
     >>> sched = DiffusionSchedule.cosine(100)
     >>> x = ddim_sample(lambda x, t: torch.zeros_like(x), sched, torch.randn(3, 1, 4, 4), steps=5)
@@ -268,6 +347,8 @@ def ddim_sample(
         x = math.sqrt(ab_prev) * x0 + math.sqrt(max(1 - ab_prev - sigma**2, 0.0)) * eps
         if sigma > 0:
             x = x + sigma * randn_like(x, generator)
+        if constraint is not None:
+            x = constraint(x, ab_prev)
         if callback is not None:
             callback(i, x)
     return x

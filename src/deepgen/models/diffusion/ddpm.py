@@ -62,7 +62,15 @@ from deepgen.models.density import mean_with_stderr
 from deepgen.models.diffusion.base import DenoiserOptions, DiffusionModel, check_guidance, with_shared_docs
 from deepgen.models.diffusion.sdes import ScheduleSDE
 from deepgen.registry import register
-from deepgen.samplers import ddim_sample, ddpm_sample, dpm_solver_pp_sample, heun_sample, sampling_timesteps
+from deepgen.samplers import (
+    ddim_sample,
+    ddpm_sample,
+    dpm_solver_pp_sample,
+    heun_sample,
+    noise_matched_start,
+    replacement_constraint,
+    sampling_timesteps,
+)
 
 LOG_2PI = math.log(2 * math.pi)
 DEFAULT_STEPS = {"ddim": 50, "heun": 18, "dpm": 20}  # ancestral: every timestep
@@ -341,25 +349,31 @@ class DDPM(DiffusionModel):
             ts = torch.cat([torch.tensor([start]), ts[ts < start]])
         return ts
 
-    def run_sampler(self, x_t, opts, generator, y, start=None) -> torch.Tensor:
-        """Denoise ``x_t`` (diffusion space) from timestep ``start`` (None: pure noise at T-1) to data."""
+    def run_sampler(self, x_t, opts, generator, y, start=None, constraint=None) -> torch.Tensor:
+        """Denoise ``x_t`` (diffusion space) from timestep ``start`` (None: pure noise at T-1) to data,
+        applying ``constraint(x, ab)`` after every step (ancestral and DDIM only)."""
         self.check_sampling_guidance(opts.guidance)
         clip = self.check_clip(opts.clip)
         ts = self.timesteps_for(opts, start)
         eps_fn = self.eps_fn(y, opts.guidance)
+        if constraint is not None and opts.sampler not in ("ancestral", "ddim"):
+            raise ConfigError(
+                f"data consistency at every step needs the ancestral or ddim sampler, not {opts.sampler!r}: "
+                "the second-order samplers' steps reuse earlier network evaluations that a projection invalidates"
+            )
         kw = dict(steps=ts, clip=clip, generator=generator)
         if opts.sampler == "ddim":
-            return ddim_sample(eps_fn, self.schedule, x_t, eta=opts.eta, **kw)
+            return ddim_sample(eps_fn, self.schedule, x_t, eta=opts.eta, constraint=constraint, **kw)
         if opts.sampler == "heun":
             return heun_sample(eps_fn, self.schedule, x_t, **kw)
         if opts.sampler == "dpm":
             return dpm_solver_pp_sample(eps_fn, self.schedule, x_t, **kw)
         if self.config.variance == "learned":
-            return self._ancestral_learned(x_t, ts, y, opts.guidance, clip, generator)
+            return self._ancestral_learned(x_t, ts, y, opts.guidance, clip, generator, constraint)
         variance = "small" if self.config.variance == "fixed-small" else "large"
-        return ddpm_sample(eps_fn, self.schedule, x_t, variance=variance, **kw)
+        return ddpm_sample(eps_fn, self.schedule, x_t, variance=variance, constraint=constraint, **kw)
 
-    def _ancestral_learned(self, x, ts, y, w, clip, generator) -> torch.Tensor:
+    def _ancestral_learned(self, x, ts, y, w, clip, generator, constraint=None) -> torch.Tensor:
         """Ancestral sampling with the learned variance, respaced as in improved DDPM (sec. 4):
         on visited t > s, ``beta = 1 - ab_t / ab_s`` and the interpolation uses that beta and its beta-tilde."""
         ab = self.schedule.alpha_bar
@@ -378,6 +392,8 @@ class DDPM(DiffusionModel):
                 log_var = frac * math.log(beta) + (1 - frac) * math.log(beta * (1 - a_s) / (1 - a_t))
                 noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
                 x = x + torch.exp(0.5 * log_var) * noise
+            if constraint is not None:
+                x = constraint(x, a_s)
         return x
 
     @torch.no_grad()
@@ -398,3 +414,37 @@ class DDPM(DiffusionModel):
         start = min(T - 1, max(0, math.ceil(s * T) - 1))
         x_t = self.schedule.q_sample(self.to_model(x), start, generator=generator)
         return self.from_model(self.run_sampler(x_t, opts, generator, y, start)).detach()
+
+    @torch.no_grad()
+    def restore(self, ref, project=None, *, noise=0.0, strength=1.0, generator=None, y=None, **options):
+        """Sampling given an observation, with data consistency at every step (ancestral or DDIM).
+
+        Without ``noise``: start at the timestep of ``strength`` (1: pure noise) and after every step
+        replace what the observation constrains by ``ref`` noised to that step's level
+        (:func:`deepgen.samplers.replacement_constraint`: RePaint's update for pasted pixels, ILVR's
+        for block averages); the result agrees with the observation exactly. With ``noise`` (the std
+        of Gaussian noise in ``ref``, data units): start from ``ref`` itself at the timestep whose
+        noise level matches it (:func:`deepgen.samplers.noise_matched_start`); ``strength`` is then
+        unused. With a perfect denoiser the noisy case samples the posterior p(x | ref) (up to the start
+        timestep's rounding, under one step of extra noise). The
+        replacement is an approximation: the observed part steers the rest only through the
+        denoiser's next prediction, which RePaint's resampling loops and gradient guidance (DPS,
+        Chung et al. 2023, arXiv:2209.14687) set out to correct.
+        """
+        s, y, opts = self.prepare_edit(ref, strength, y, options)
+        u = self.to_model(ref)
+        if noise:
+            if not (isinstance(noise, (int, float)) and noise > 0):
+                raise ConfigError(f"noise must be a number >= 0, got {noise!r}")
+            scale = 2.0 if self.info.is_discrete else 1.0  # to_model's slope
+            start, extra = noise_matched_start(self.schedule, scale * float(noise))
+            ab = float(self.schedule.alpha_bar[start])
+            x_t = math.sqrt(ab) * u + extra * torch.randn(u.shape, generator=generator, dtype=u.dtype, device=u.device)
+        else:
+            if s == 0:
+                return ref.clone()
+            T = self.config.timesteps
+            start = min(T - 1, max(0, math.ceil(s * T) - 1))
+            x_t = self.schedule.q_sample(u, start, generator=generator)
+        constraint = replacement_constraint(project, u, generator) if project is not None else None
+        return self.from_model(self.run_sampler(x_t, opts, generator, y, start, constraint)).detach()
