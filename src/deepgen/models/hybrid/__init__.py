@@ -1,0 +1,1 @@
+"""Hybrids: models that combine families (latent diffusion: a VAE with a DDPM prior over its codes)."""
