@@ -73,11 +73,12 @@ class KVCache:
 
 
 class _Block(nn.Module):
-    """Pre-LayerNorm transformer block: causal multi-head self-attention, then a GELU MLP."""
+    """Pre-LayerNorm transformer block: multi-head self-attention (causal unless ``causal=False``),
+    then a GELU MLP."""
 
-    def __init__(self, d_model: int, n_heads: int, dropout: float):
+    def __init__(self, d_model: int, n_heads: int, dropout: float, causal: bool = True):
         super().__init__()
-        self.n_heads, self.dropout = n_heads, dropout
+        self.n_heads, self.dropout, self.causal = n_heads, dropout, causal
         self.ln1 = nn.LayerNorm(d_model)
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.proj = nn.Linear(d_model, d_model)
@@ -98,7 +99,7 @@ class _Block(nn.Module):
             k, v = cache.keys[layer][:, :, : start + t], cache.values[layer][:, :, : start + t]
         p = self.dropout if self.training else 0.0
         if start == 0:  # queries and keys at the same positions: the standard causal mask
-            a = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=t > 1)
+            a = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=self.causal and t > 1)
         elif t == 1:  # one new query sees every cached position and itself: no mask
             a = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
         else:  # a chunk after cached positions: query i sees keys 0 .. start + i

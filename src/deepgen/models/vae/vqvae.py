@@ -268,17 +268,23 @@ class VQVAE(GenerativeModel):
             if not info.num_classes:
                 raise DataError(f"{self.name}: class_conditional needs labelled data; {info.name} has no labels")
             self.conditional = True  # per instance, as ar-transformer: one class, one set of options
-        self.prior = CausalTransformer(
+        self.prior = self.build_prior()
+        frozen = self.autoencoder if cfg.stage == "prior" else self.prior
+        frozen.requires_grad_(False)
+
+    def build_prior(self) -> nn.Module:
+        """The prior over the T codes: a causal transformer (subclasses swap in another prior with
+        ``log_prob(codes, y)`` and ``generate(n, y=, temperature=, generator=)``)."""
+        cfg = self.config
+        return CausalTransformer(
             cfg.num_codes,
             self.num_tokens,
             cfg.prior_d_model,
             cfg.prior_layers,
             cfg.prior_heads,
-            num_classes=info.num_classes if cfg.class_conditional else None,
+            num_classes=self.info.num_classes if cfg.class_conditional else None,
             dropout=cfg.prior_dropout,
         )
-        frozen = self.autoencoder if cfg.stage == "prior" else self.prior
-        frozen.requires_grad_(False)
 
     @property
     def grid(self) -> tuple[int, ...]:
