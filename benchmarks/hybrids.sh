@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The hybrids' benchmarks, one section per argument, each at 1 thread:
-#   bash benchmarks/hybrids.sh digits|mnist [OUT]
+#   bash benchmarks/hybrids.sh digits|mnist|absorbing-digits|absorbing-mnist [OUT]
 # OUT defaults to runs/hybrids; MNIST comes from $DEEPGEN_DATA (or ../shared/data).
 # Latent diffusion against the VAE it is built on, at the same latent size and steps per stage: the
-# only difference is the prior over z (N(0, I) against a DDPM over the codes).
+# only difference is the prior over z (N(0, I) against a DDPM over the codes). Absorbing diffusion against
+# the causal transformer as the prior over the same VQ-VAE's codes (one autoencoder run, two priors).
 set -euo pipefail
 what=$1
 out=${2:-runs/hybrids}
@@ -28,6 +29,23 @@ mnist)  # stage 1 is the conv VAE (latent 16, N(0, I) prior): its eval is the VA
     --out "$out/ldm-mnist" --overwrite
   $dg eval "$out/ldm-ae-mnist" --features deepgen-mnist --n-samples 5000 -q
   $dg eval "$out/ldm-mnist" --features deepgen-mnist --n-samples 5000 -q -s sampler=ddim -s steps=50
+  ;;
+absorbing-digits|absorbing-mnist)
+  if [ "$what" = absorbing-digits ]; then
+    d=(--data digits --threads 1 -q --steps "${HYBRID_STEPS:-3000}" --batch-size 64 --eval-every 0); tag=digits; f=()
+  else
+    d=(--data mnist --data-dir "$data" --threads 1 -q --steps "${HYBRID_STEPS:-5000}" --batch-size 64 --eval-every 0)
+    tag=mnist; f=(--features deepgen-mnist --n-samples 2000)
+  fi
+  $dg train vqvae "${d[@]}" --out "$out/vq-ae-$tag" --overwrite
+  $dg train vqvae "${d[@]}" -o stage=prior --init-from "$out/vq-ae-$tag:autoencoder" --out "$out/vq-ar-$tag" --overwrite
+  $dg train absorbing-vq "${d[@]}" -o stage=prior --init-from "$out/vq-ae-$tag:autoencoder" \
+    --out "$out/vq-absorbing-$tag" --overwrite
+  $dg eval "$out/vq-ar-$tag" -q "${f[@]}"
+  for steps in 1 2 4 8 16 49; do
+    $dg eval "$out/vq-absorbing-$tag" -q "${f[@]}" -s steps="$steps" --out "$out/vq-absorbing-$tag/eval_steps$steps.json" \
+      2>/dev/null || break  # steps beyond the number of codes are refused
+  done
   ;;
 *) echo "unknown section $what" >&2; exit 2 ;;
 esac
