@@ -425,11 +425,11 @@ class DDPM(DiffusionModel):
         for block averages); the result agrees with the observation exactly. With ``noise`` (the std
         of Gaussian noise in ``ref``, data units): start from ``ref`` itself at the timestep whose
         noise level matches it (:func:`deepgen.samplers.noise_matched_start`); ``strength`` is then
-        unused. With a perfect denoiser the noisy case samples the posterior p(x | ref) (up to the start
-        timestep's rounding, under one step of extra noise). The
-        replacement is an approximation: the observed part steers the rest only through the
-        denoiser's next prediction, which RePaint's resampling loops and gradient guidance (DPS,
-        Chung et al. 2023, arXiv:2209.14687) set out to correct.
+        unused. With a perfect denoiser the noisy case samples the posterior p(x | ref) (up to the
+        start timestep's rounding, under one step of extra noise). The replacement is an
+        approximation: the observed part steers the rest only through the denoiser's next
+        prediction, which RePaint's resampling loops and gradient guidance (DPS, Chung et al. 2023,
+        arXiv:2209.14687) set out to correct.
         """
         s, y, opts = self.prepare_edit(ref, strength, y, options)
         u = self.to_model(ref)
