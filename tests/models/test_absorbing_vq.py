@@ -134,3 +134,14 @@ def test_two_stages_on_digits(digits, tmp_path):
     assert s.shape == (6, 1, 8, 8) and torch.equal(k, k.round())
     assert torch.equal(s, loaded.sample(6, generator=g(0), steps=2))
     assert "2 steps" in loaded.describe_sampling(loaded.sample_options(steps=2))
+
+
+def test_a_class_conditional_prior_takes_labels(digits):
+    model = build_model("absorbing-vq", digits.info, {**TINY, "stage": "prior", "class_conditional": True}, seed=0)
+    model.eval()
+    y = torch.full((5,), 7)
+    s = model.sample(5, generator=torch.Generator().manual_seed(0), y=y)
+    assert s.shape == (5, 1, 8, 8)
+    assert model.log_likelihood(digits.test.x[:5], y=digits.test.y[:5]).values.shape == (5,)
+    with pytest.raises(ConfigError, match="pass labels"):
+        model.prior(torch.zeros(2, 4, dtype=torch.long))
