@@ -161,8 +161,10 @@ class AbsorbingVQSampleConfig(VQVAESampleConfig):
 
 @register("absorbing-vq")
 class AbsorbingVQ(VQVAE):
-    """A VQ-VAE with an absorbing-diffusion prior over its codes (Bond-Taylor et al. 2022; see the
-    module docstring). Options are VQ-VAE's; ``prior_*`` size the bidirectional transformer."""
+    """VQ-VAE with an absorbing-diffusion prior over its codes (Bond-Taylor et al. 2022, arXiv:2111.12701).
+
+    See the module docstring. Options are VQ-VAE's; ``prior_*`` size the bidirectional transformer.
+    """
 
     family = "hybrid"
     SampleConfig = AbsorbingVQSampleConfig

@@ -109,11 +109,12 @@ class LatentDiffusionSampleConfig(DDPMSampleConfig):
 
 @register("latent-diffusion")
 class LatentDiffusion(GenerativeModel):
-    """A VAE with a DDPM prior over its latent codes (see the module docstring).
+    """Latent diffusion: a VAE with a DDPM prior over its latent codes (Rombach et al. 2022, arXiv:2112.10752).
 
-    Submodules: ``autoencoder`` (a :class:`~deepgen.models.vae.VAE` on the data) and ``prior`` (a
-    :class:`~deepgen.models.diffusion.DDPM` on ``latent_dim``-vectors). ``stage`` chooses which of
-    the two trains; the other has ``requires_grad`` False and is left out of the optimiser.
+    See the module docstring. Submodules: ``autoencoder`` (a :class:`~deepgen.models.vae.VAE` on the
+    data) and ``prior`` (a :class:`~deepgen.models.diffusion.DDPM` on ``latent_dim``-vectors).
+    ``stage`` chooses which of the two trains; the other has ``requires_grad`` False and is left out
+    of the optimiser.
     """
 
     family = "hybrid"
