@@ -76,7 +76,7 @@ def test_two_stages_freeze_the_vae_and_train_the_prior_on_its_codes(digits, tmp_
     want = loaded.autoencoder.decoder_log_prob(x, z[0]) - loaded.prior.bound(z[0]) - log_q[0]
     assert torch.allclose(got, want, atol=1e-4)
     ll = loaded.log_likelihood(x)
-    assert ll.kind == DensityKind.BOUND and "DDPM bound over T=50" in ll.method and torch.isfinite(ll.values).all()
+    assert ll.kind == DensityKind.BOUND and "DDPM's bound over T=50" in ll.method and torch.isfinite(ll.values).all()
 
     # samples: z from the DDPM with its options, decoded onto the data's lattice; mean decodes E[x|z]
     g = lambda s: torch.Generator().manual_seed(s)  # noqa: E731

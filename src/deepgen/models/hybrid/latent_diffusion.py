@@ -215,8 +215,11 @@ class LatentDiffusion(GenerativeModel):
     def log_likelihood(self, x, *, y=None, k=None, method=None) -> LogLikelihood:
         self.check_method(method)
         k = k or 1
-        prior = f"DDPM bound over T={self.config.prior_timesteps} steps" if self.config.stage == "prior" else "N(0, I)"
-        text = f"ELBO with the {prior} prior, {k} posterior draw{'s' if k > 1 else ''}"
+        if self.config.stage == "prior":
+            prior = f"log p(z) by the DDPM's bound over T={self.config.prior_timesteps} steps"
+        else:
+            prior = "the N(0, I) prior"
+        text = f"ELBO, {prior}, {k} posterior draw{'s' if k > 1 else ''}"
         draws = self.elbo(x, k)
         if k == 1:
             return LogLikelihood(draws[:, 0], DensityKind.BOUND, text)
