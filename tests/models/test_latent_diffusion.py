@@ -120,3 +120,19 @@ def test_two_stages_from_the_command_line(tmp_path):
     out = tmp_path / "s.png"
     assert main(["sample", prior, "-n", "8", "-s", "sampler=ddim", "-s", "steps=4", "--out", str(out)]) == 0
     assert out.stat().st_size > 0
+
+
+def test_the_ode_method_puts_the_probability_flow_density_of_z_in_the_bound(digits):
+    model = build_model("latent-diffusion", digits.info, {**TINY, "stage": "prior"}, seed=0).eval()
+    x = digits.test.x[:4]
+    torch.manual_seed(2)
+    ll = model.log_likelihood(x, method="ode")
+    torch.manual_seed(2)
+    z, log_q = model.posterior_draws(x)
+    want = (
+        model.autoencoder.decoder_log_prob(x, z[0]) + model.prior.log_likelihood(z[0], method="ode").values - log_q[0]
+    )
+    assert ll.kind == DensityKind.BOUND and "probability-flow" in ll.method
+    assert torch.allclose(ll.values, want, atol=1e-3)
+    with pytest.raises(ConfigError):
+        model.log_likelihood(x, method="ais")
