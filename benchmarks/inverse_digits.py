@@ -54,6 +54,7 @@ def main():
     ap.add_argument("--edit-steps", type=int, default=50, help="DDIM steps over the full schedule")
     ap.add_argument("--guided-sampler", default="ancestral", choices=["ancestral", "ddim"])
     ap.add_argument("--guided-steps", type=int, help="sampler steps of the guided method (default: every timestep)")
+    ap.add_argument("--guided-resample", type=int, default=1, help="guided: RePaint resampling per step")
     ap.add_argument("--methods", type=lambda t: t.split(","), help="only these methods (default: all offered)")
     ap.add_argument("--cache", help="directory for trained weights, reused when model, steps and seed match")
     ap.add_argument("--grid", help="write one PNG per model and task under this prefix")
@@ -105,6 +106,7 @@ def main():
                     kw["options"] = {"sampler": args.guided_sampler}
                     if args.guided_steps:
                         kw["options"]["steps"] = args.guided_steps
+                    kw["resample"] = args.guided_resample
                 t0 = time.perf_counter()
                 r = restore(model, y, d, method, **kw).detach()
                 m = restoration_metrics(r, x, d, labels, judge)

@@ -155,3 +155,15 @@ def test_guided_restoration_meets_block_averages_and_starts_denoising_at_the_noi
     fresh = build_model("ddpm", ds.info, seed=0, options=get_model_class("ddpm").test_options).eval()
     with pytest.raises(ConfigError, match="ancestral or ddim"):
         restore(fresh, y, d, "guided", mean=mean, options={"sampler": "heun", "steps": 3})
+
+
+def test_guided_inpainting_with_resampling_keeps_the_observation_and_needs_the_ancestral_sampler(digits):
+    model = build_model("ddpm", digits.info, seed=0, options=get_model_class("ddpm").test_options).eval()
+    x, mean = digits.test.x[:4], digits.train.x.float().mean(0)
+    d = Degradation.parse("inpaint:bottom-half", IMG, levels=17)
+    y = d.observe(x)
+    g = torch.Generator().manual_seed(0)
+    r = restore(model, y, d, "guided", mean=mean, generator=g, resample=3, options={"sampler": "ancestral"})
+    assert torch.equal(r[:, :, :4], x[:, :, :4])
+    with pytest.raises(ConfigError, match="sampler=ancestral"):
+        restore(model, y, d, "guided", mean=mean, resample=3, options={"sampler": "ddim", "steps": 3})

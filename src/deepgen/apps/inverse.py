@@ -203,13 +203,16 @@ def restore(
     steps: int = 300,
     lr: float = 0.05,
     latent_sigma: float = 0.05,
+    resample: int = 1,
     options: dict | None = None,
 ) -> torch.Tensor:
     """Restorations (B, *shape) of observations ``y`` by ``method`` (see the module docstring).
 
     ``mean``: the training data's mean example (the start point's filler). ``strength``/``rounds``:
     the edit method's schedule. ``steps``/``lr``/``latent_sigma``: the latent method's Adam steps,
-    learning rate and the observation's assumed noise where it has none. ``options``: the model's
+    learning rate and the observation's assumed noise where it has none. ``resample``: the guided
+    method's RePaint resampling (each step taken that many times; inpainting and downsampling).
+    ``options``: the model's
     sampling options (e.g. ``sampler=ddim, steps=20`` for edit).
     """
     options = options or {}
@@ -233,7 +236,7 @@ def restore(
         with torch.no_grad():
             if degradation.kind == "denoise":
                 return model.restore(y, None, noise=degradation.sigma, generator=generator, **options)
-            return model.restore(x0, degradation.project_onto, generator=generator, **options)
+            return model.restore(x0, degradation.project_onto, resample=resample, generator=generator, **options)
     if method == "edit":
         if not 0 < strength <= 1 or rounds < 1:
             raise ConfigError(f"edit needs strength in (0, 1] and rounds >= 1, got {strength}, {rounds}")

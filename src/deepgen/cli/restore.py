@@ -46,6 +46,10 @@ def add_parser(sub):
     p.add_argument("--list", action="store_true", help="print the methods this run offers for --task and exit")
     p.add_argument("--strength", type=float, default=0.5, help="edit: the first round's noise level (default 0.5)")
     p.add_argument("--rounds", type=int, default=4, help="edit: rounds of edit and projection (default 4)")
+    p.add_argument(
+        "--resample", type=int, default=1,
+        help="guided: take each ancestral step this many times, re-noised in between (RePaint; default 1)",
+    )  # fmt: skip
     p.add_argument("--steps", type=int, default=300, help="latent: Adam steps (default 300)")
     p.add_argument("--lr", type=float, default=0.05, help="latent: Adam learning rate (default 0.05)")
     p.add_argument(
@@ -115,6 +119,7 @@ def run(args) -> int:
                 restore(
                     model, y[i : i + args.batch_size], deg, m, mean=mean, generator=gen, strength=args.strength,
                     rounds=args.rounds, steps=args.steps, lr=args.lr, latent_sigma=args.latent_sigma, options=opts,
+                    resample=args.resample,
                 ).detach()
             )  # fmt: skip
         r = torch.cat(parts)

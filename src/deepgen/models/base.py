@@ -435,6 +435,7 @@ class GenerativeModel(nn.Module):
         *,
         noise: float = 0.0,
         strength: float = 1.0,
+        resample: int = 1,
         generator: torch.Generator | None = None,
         y: torch.Tensor | None = None,
         **options,
@@ -446,7 +447,8 @@ class GenerativeModel(nn.Module):
         observation constrains x (it must commute with the same affine map applied to every entry, as
         pasting pixels and matching block averages do); None when the observation pins nothing down
         exactly. ``noise``: the std of Gaussian noise already in ``ref`` (data units), 0 if none.
-        ``strength``: where in the noise schedule sampling starts (1: from pure noise).
+        ``strength``: where in the noise schedule sampling starts (1: from pure noise). ``resample``:
+        how many times each step is taken, re-noised in between (RePaint), where the sampler allows.
         """
         raise self._unsupported("restore")
 

@@ -250,6 +250,7 @@ def ddpm_sample(
     device: torch.device | str | None = None,
     callback: Callback | None = None,
     constraint: Constraint | None = None,
+    resample: int = 1,
 ) -> torch.Tensor:
     """DDPM ancestral sampling (Ho et al., 2020, arXiv:2006.11239, Algorithm 2), on any subset of timesteps.
 
@@ -270,6 +271,11 @@ def ddpm_sample(
         callback: ``callback(i, x)`` after step i = 1..S.
         constraint: ``x = constraint(x, ab_s)`` after each step, before the callback (see the module
             docstring), or None.
+        resample: RePaint's resampling (Lugmayr et al. 2022, arXiv:2201.09865, Algorithm 1, jump
+            length 1): each step t -> s is taken ``resample`` times, the constrained x_s noised back to
+            t by q(x_t | x_s) in between, so that what the constraint imposes can reach the rest of x
+            through the denoiser before the sampler moves on; 1 is plain sampling. Costs ``resample``
+            network evaluations per step.
 
     Returns:
         Samples (B, ...), detached.
@@ -283,20 +289,27 @@ def ddpm_sample(
     schedule = _check_schedule(schedule)
     if variance not in ("small", "large"):
         raise ConfigError(f"variance must be 'small' or 'large', got {variance!r}")
+    if isinstance(resample, bool) or not isinstance(resample, int) or resample < 1:
+        raise ConfigError(f"resample must be an integer >= 1, got {resample!r}")
     ts = sampling_timesteps(schedule, schedule.num_timesteps if steps is None else steps)
     x = _initial(x_T, generator, dtype, device)
     for i, (t, ab, ab_prev) in enumerate(_pairs(schedule, ts), start=1):
-        _, x0 = _denoise(eps_fn, x, t, ab, clip)
         alpha = ab / ab_prev
         beta = 1 - alpha
-        mean = (math.sqrt(ab_prev) * beta / (1 - ab)) * x0 + (math.sqrt(alpha) * (1 - ab_prev) / (1 - ab)) * x
-        if i < len(ts):
-            var = beta * (1 - ab_prev) / (1 - ab) if variance == "small" else beta
-            x = mean + math.sqrt(var) * randn_like(x, generator)
-        else:
-            x = mean
-        if constraint is not None:
-            x = constraint(x, ab_prev)
+        last, x_s = i == len(ts), x
+        for u in range(1 if last else resample):
+            if u:  # RePaint: back from s to t by the forward process, q(x_t | x_s) = N(sqrt(alpha) x_s, beta)
+                x = math.sqrt(alpha) * x_s + math.sqrt(beta) * randn_like(x_s, generator)
+            _, x0 = _denoise(eps_fn, x, t, ab, clip)
+            mean = (math.sqrt(ab_prev) * beta / (1 - ab)) * x0 + (math.sqrt(alpha) * (1 - ab_prev) / (1 - ab)) * x
+            if not last:
+                var = beta * (1 - ab_prev) / (1 - ab) if variance == "small" else beta
+                x_s = mean + math.sqrt(var) * randn_like(x, generator)
+            else:
+                x_s = mean
+            if constraint is not None:
+                x_s = constraint(x_s, ab_prev)
+        x = x_s
         if callback is not None:
             callback(i, x)
     return x

@@ -349,9 +349,10 @@ class DDPM(DiffusionModel):
             ts = torch.cat([torch.tensor([start]), ts[ts < start]])
         return ts
 
-    def run_sampler(self, x_t, opts, generator, y, start=None, constraint=None) -> torch.Tensor:
+    def run_sampler(self, x_t, opts, generator, y, start=None, constraint=None, resample=1) -> torch.Tensor:
         """Denoise ``x_t`` (diffusion space) from timestep ``start`` (None: pure noise at T-1) to data,
-        applying ``constraint(x, ab)`` after every step (ancestral and DDIM only)."""
+        applying ``constraint(x, ab)`` after every step (ancestral and DDIM only), each step taken
+        ``resample`` times (RePaint; ancestral with fixed variance only)."""
         self.check_sampling_guidance(opts.guidance)
         clip = self.check_clip(opts.clip)
         ts = self.timesteps_for(opts, start)
@@ -360,6 +361,11 @@ class DDPM(DiffusionModel):
             raise ConfigError(
                 f"data consistency at every step needs the ancestral or ddim sampler, not {opts.sampler!r}: "
                 "the second-order samplers' steps reuse earlier network evaluations that a projection invalidates"
+            )
+        if resample != 1 and (opts.sampler != "ancestral" or self.config.variance == "learned"):
+            raise ConfigError(
+                "resampling (RePaint) re-noises each ancestral step: it needs -s sampler=ancestral and a fixed "
+                f"variance, not sampler={opts.sampler} with variance={self.config.variance}"
             )
         kw = dict(steps=ts, clip=clip, generator=generator)
         if opts.sampler == "ddim":
@@ -371,7 +377,9 @@ class DDPM(DiffusionModel):
         if self.config.variance == "learned":
             return self._ancestral_learned(x_t, ts, y, opts.guidance, clip, generator, constraint)
         variance = "small" if self.config.variance == "fixed-small" else "large"
-        return ddpm_sample(eps_fn, self.schedule, x_t, variance=variance, constraint=constraint, **kw)
+        return ddpm_sample(
+            eps_fn, self.schedule, x_t, variance=variance, constraint=constraint, resample=resample, **kw
+        )
 
     def _ancestral_learned(self, x, ts, y, w, clip, generator, constraint=None) -> torch.Tensor:
         """Ancestral sampling with the learned variance, respaced as in improved DDPM (sec. 4):
@@ -416,7 +424,7 @@ class DDPM(DiffusionModel):
         return self.from_model(self.run_sampler(x_t, opts, generator, y, start)).detach()
 
     @torch.no_grad()
-    def restore(self, ref, project=None, *, noise=0.0, strength=1.0, generator=None, y=None, **options):
+    def restore(self, ref, project=None, *, noise=0.0, strength=1.0, resample=1, generator=None, y=None, **options):
         """Sampling given an observation, with data consistency at every step (ancestral or DDIM).
 
         Without ``noise``: start at the timestep of ``strength`` (1: pure noise) and after every step
@@ -428,8 +436,9 @@ class DDPM(DiffusionModel):
         unused. With a perfect denoiser the noisy case samples the posterior p(x | ref) (up to the
         start timestep's rounding, under one step of extra noise). The replacement is an
         approximation: the observed part steers the rest only through the denoiser's next
-        prediction, which RePaint's resampling loops and gradient guidance (DPS, Chung et al. 2023,
-        arXiv:2209.14687) set out to correct.
+        prediction, which RePaint's resampling and gradient guidance (DPS, Chung et al. 2023,
+        arXiv:2209.14687) set out to correct; ``resample`` > 1 takes every ancestral step that many
+        times, re-noising in between (RePaint, jump length 1).
         """
         s, y, opts = self.prepare_edit(ref, strength, y, options)
         u = self.to_model(ref)
@@ -447,4 +456,4 @@ class DDPM(DiffusionModel):
             start = min(T - 1, max(0, math.ceil(s * T) - 1))
             x_t = self.schedule.q_sample(u, start, generator=generator)
         constraint = replacement_constraint(project, u, generator) if project is not None else None
-        return self.from_model(self.run_sampler(x_t, opts, generator, y, start, constraint)).detach()
+        return self.from_model(self.run_sampler(x_t, opts, generator, y, start, constraint, resample)).detach()
