@@ -259,7 +259,8 @@ class LatentDiffusion(GenerativeModel):
     @classmethod
     def describe_sampling(cls, options=None) -> str:
         o = options or cls.SampleConfig()
-        return f"z by the DDPM prior ({DDPM.describe_sampling(o)}), then {'E[x|z]' if o.mean else 'x ~ p(x|z)'}"
+        decode = "E[x|z]" if o.mean else "x ~ p(x|z)"
+        return f"z by the DDPM prior ({DDPM.describe_sampling(o)}; N(0, I) before stage prior), then {decode}"
 
     @torch.no_grad()
     def _sample(self, n, options, *, generator, y):
