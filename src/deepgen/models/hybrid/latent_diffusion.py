@@ -260,7 +260,7 @@ class LatentDiffusion(GenerativeModel):
     def describe_sampling(cls, options=None) -> str:
         o = options or cls.SampleConfig()
         decode = "E[x|z]" if o.mean else "x ~ p(x|z)"
-        return f"z by the DDPM prior ({DDPM.describe_sampling(o)}; N(0, I) before stage prior), then {decode}"
+        return f"z from the prior (stage prior: DDPM, {DDPM.describe_sampling(o)}), {decode}"
 
     @torch.no_grad()
     def _sample(self, n, options, *, generator, y):
