@@ -22,8 +22,8 @@ data (``ab = 1``): the last step returns the model's x0 prediction, without nois
 Data consistency (the ancestral and DDIM samplers): ``constraint(x_s, ab_s) -> x_s`` is applied to
 the state after every step, with ``ab_s`` the alpha-bar of the level just reached (1 after the last
 step). Inverse problems use it to pull every state onto a noised copy of an observation (RePaint's
-replacement, ILVR's low-pass matching); see :func:`noised_reference` and
-:func:`noise_matched_start`.
+replacement, ILVR's low-pass matching); see :func:`replacement_constraint` and
+:func:`noise_matched_start`, and ``ddpm_sample(resample=U)`` for RePaint's resampling.
 """
 
 from __future__ import annotations
@@ -339,7 +339,8 @@ def ddim_sample(
     distribution as :func:`ddpm_sample` (``variance="small"``) on the same timesteps. Values above 1
     are allowed while ``sigma^2 <= 1 - ab_s`` at every step.
 
-    Args: as :func:`ddpm_sample` (``constraint`` included), with ``steps`` defaulting to 50 and ``eta >= 0``.
+    Args: as :func:`ddpm_sample` (``constraint`` included, ``resample`` not), with ``steps`` defaulting to 50
+    and ``eta >= 0``.
 
     >>> sched = DiffusionSchedule.cosine(100)
     >>> x = ddim_sample(lambda x, t: torch.zeros_like(x), sched, torch.randn(3, 1, 4, 4), steps=5)
