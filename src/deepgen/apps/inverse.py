@@ -37,8 +37,8 @@ Methods (:data:`METHODS`; :func:`available_methods` lists a model's):
 * ``guided`` (models with ``restore``: DDPM): data consistency at every step of the sampler rather
   than after whole rounds. Inpainting and downsampling sample from pure noise and, after every
   step, replace what the observation pins down by the observation noised to that step's level
-  (RePaint's update without its resampling, Lugmayr et al. 2022, arXiv:2201.09865; ILVR for block
-  averages). Denoising starts from y itself at the timestep whose noise level equals the
+  (RePaint's update, Lugmayr et al. 2022, arXiv:2201.09865, with its resampling when ``resample``
+  > 1; ILVR for block averages). Denoising starts from y itself at the timestep whose noise level equals the
   observation's, which samples p(x | y) for a perfect denoiser (up to under one step's noise).
 
 :func:`restoration_metrics` scores restorations against the originals: MSE and PSNR (peak 1, data in

@@ -14,7 +14,7 @@ from deepgen.nn.heads import (
 from deepgen.nn.made import MADENetwork
 from deepgen.nn.masked import MaskedConv2d, MaskedLinear, made_degrees, made_masks, pixelcnn_mask
 from deepgen.nn.mlp import MLP, activation
-from deepgen.nn.transformer import CausalTransformer, KVCache
+from deepgen.nn.transformer import CausalTransformer, KVCache, TransformerBlock
 from deepgen.nn.unet import UNet, UNetConfig, diffusers_equivalent, load_diffusers_weights, timestep_embedding
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "MADENetwork",
     "MaskedConv2d",
     "MaskedLinear",
+    "TransformerBlock",
     "UNet",
     "UNetConfig",
     "activation",

@@ -72,7 +72,7 @@ class KVCache:
         return self.keys[0].shape[0]
 
 
-class _Block(nn.Module):
+class TransformerBlock(nn.Module):
     """Pre-LayerNorm transformer block: multi-head self-attention (causal unless ``causal=False``),
     then a GELU MLP."""
 
@@ -149,7 +149,7 @@ class CausalTransformer(nn.Module):
         else:
             self.start = nn.Parameter(torch.zeros(d_model))
         self.drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(_Block(d_model, n_heads, dropout) for _ in range(n_layers))
+        self.blocks = nn.ModuleList(TransformerBlock(d_model, n_heads, dropout) for _ in range(n_layers))
         self.ln_f = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, vocab_size)
         self.reset_parameters()

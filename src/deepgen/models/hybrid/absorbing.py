@@ -39,7 +39,7 @@ from torch import nn
 from deepgen.errors import ConfigError
 from deepgen.models.base import LogLikelihood
 from deepgen.models.vae.vqvae import VQVAE, VQVAESampleConfig
-from deepgen.nn.transformer import _Block
+from deepgen.nn import TransformerBlock
 from deepgen.registry import register
 
 
@@ -66,7 +66,7 @@ class AbsorbingPrior(nn.Module):
         self.token_embedding = nn.Embedding(vocab_size + 1, d_model)
         self.position_embedding = nn.Parameter(torch.randn(seq_len, d_model) * 0.02)
         self.class_embedding = nn.Embedding(num_classes, d_model) if num_classes else None
-        self.blocks = nn.ModuleList(_Block(d_model, n_heads, dropout, causal=False) for _ in range(n_layers))
+        self.blocks = nn.ModuleList(TransformerBlock(d_model, n_heads, dropout, causal=False) for _ in range(n_layers))
         self.ln_f = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, vocab_size)
         nn.init.normal_(self.token_embedding.weight, std=0.02)
