@@ -97,3 +97,33 @@ def race(
         "deepgen_ms_all": ta,
         f"{peer}_ms_all": tb,
     }
+
+
+def trained_with_defaults(name: str, ds, steps: int, cache: str | None = None, seed: int = 0):
+    """``(model, train_s)``: model ``name`` trained on dataset ``ds`` with its training defaults for
+    ``steps`` steps (seed ``seed``, one thread, no evaluation), in eval mode. With ``cache`` (a
+    directory) the weights are kept as ``NAME_DATA_{steps}steps_seed{seed}.pt`` and reused by any
+    benchmark that asks for the same model, data, steps and seed."""
+    import tempfile
+
+    from deepgen.registry import get_model_class
+    from deepgen.train import TrainConfig, Trainer
+    from deepgen.train.run import build_model
+
+    model = build_model(name, ds.info, seed=seed)
+    path = os.path.join(cache, f"{name}_{ds.info.name}_{steps}steps_seed{seed}.pt") if cache else None
+    if path and os.path.exists(path):
+        saved = torch.load(path, weights_only=True)
+        model.load_state_dict(saved["state"])
+        print(f"{name}: weights from {path} (trained in {saved['train_s']:.0f} s)", flush=True)
+        return model.eval(), saved["train_s"]
+    train = {**get_model_class(name).train_defaults_for(ds.info, {}), "steps": steps}
+    train = {k: v for k, v in train.items() if k in TrainConfig.__dataclass_fields__}
+    cfg = TrainConfig(**{**train, "seed": seed, "progress": False, "eval_every": 0, "ckpt_every": 0, "threads": 1})
+    t0 = time.perf_counter()
+    Trainer(model, ds, cfg, tempfile.mkdtemp(), plots=False, quiet=True).fit()
+    train_s = time.perf_counter() - t0
+    if path:
+        os.makedirs(cache, exist_ok=True)
+        torch.save({"state": model.state_dict(), "train_s": train_s}, path)
+    return model.eval(), train_s

@@ -23,20 +23,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import write_result  # noqa: E402
+from _common import trained_with_defaults, write_result  # noqa: E402
 from deepgen.apps.inverse import Degradation, available_methods, restoration_metrics, restore  # noqa: E402
 from deepgen.data import DataSpec, load_dataset  # noqa: E402
 from deepgen.metrics.features import load_feature_network  # noqa: E402
 from deepgen.plots import save_image_grid  # noqa: E402
-from deepgen.registry import get_model_class  # noqa: E402
-from deepgen.train import TrainConfig, Trainer  # noqa: E402
-from deepgen.train.run import build_model  # noqa: E402
 
 
 def main():
@@ -67,26 +63,7 @@ def main():
     judge = load_feature_network("deepgen-digits")
     rows = []
     for name in args.models:
-        cls = get_model_class(name)
-        model = build_model(name, ds.info, seed=0)
-        train = {**cls.train_defaults_for(ds.info, {}), "steps": args.steps}
-        train = {k: v for k, v in train.items() if k in TrainConfig.__dataclass_fields__}
-        cfg = TrainConfig(**{**train, "seed": 0, "progress": False, "eval_every": 0, "ckpt_every": 0, "threads": 1})
-        cached = os.path.join(args.cache, f"{name}_digits_{args.steps}steps_seed0.pt") if args.cache else None
-        t0 = time.perf_counter()
-        if cached and os.path.exists(cached):
-            saved = torch.load(cached, weights_only=True)
-            model.load_state_dict(saved["state"])
-            train_s = saved["train_s"]
-            print(f"{name}: weights from {cached} (trained in {train_s:.0f} s)", flush=True)
-        else:
-            trainer = Trainer(model, ds, cfg, tempfile.mkdtemp(), plots=False, quiet=True)
-            trainer.fit()
-            train_s = time.perf_counter() - t0
-            if cached:
-                os.makedirs(args.cache, exist_ok=True)
-                torch.save({"state": model.state_dict(), "train_s": train_s}, cached)
-        model.eval()
+        model, train_s = trained_with_defaults(name, ds, args.steps, args.cache)
         for task in args.tasks:
             d = Degradation.parse(task, ds.info.shape, ds.info.levels, torch.Generator().manual_seed(0))
             y = d.observe(x, torch.Generator().manual_seed(0))

@@ -21,42 +21,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import write_result  # noqa: E402
+from _common import trained_with_defaults, write_result  # noqa: E402
 from deepgen.apps.translate import available_methods, translate, translation_scores  # noqa: E402
 from deepgen.data import DataSpec, load_dataset  # noqa: E402
 from deepgen.data.domains import digits_view  # noqa: E402
 from deepgen.metrics.features import load_feature_network  # noqa: E402
 from deepgen.plots import save_image_grid  # noqa: E402
-from deepgen.registry import get_model_class  # noqa: E402
-from deepgen.train import TrainConfig, Trainer  # noqa: E402
-from deepgen.train.run import build_model  # noqa: E402
-
-
-def trained(name, ds, steps, cache):
-    """A model trained on ``ds`` with its defaults (weights from ``cache`` when there)."""
-    model = build_model(name, ds.info, seed=0)
-    path = os.path.join(cache, f"{name}_digits_{steps}steps_seed0.pt") if cache else None
-    if path and os.path.exists(path):
-        saved = torch.load(path, weights_only=True)
-        model.load_state_dict(saved["state"])
-        return model.eval(), saved["train_s"]
-    cls = get_model_class(name)
-    train = {**cls.train_defaults_for(ds.info, {}), "steps": steps}
-    train = {k: v for k, v in train.items() if k in TrainConfig.__dataclass_fields__}
-    cfg = TrainConfig(**{**train, "seed": 0, "progress": False, "eval_every": 0, "ckpt_every": 0, "threads": 1})
-    t0 = time.perf_counter()
-    Trainer(model, ds, cfg, tempfile.mkdtemp(), plots=False, quiet=True).fit()
-    train_s = time.perf_counter() - t0
-    if path:
-        os.makedirs(cache, exist_ok=True)
-        torch.save({"state": model.state_dict(), "train_s": train_s}, path)
-    return model.eval(), train_s
 
 
 def main():
@@ -90,7 +65,7 @@ def main():
 
     shown = [record("(none)", "untranslated", "", source, 0.0)[:12]]
     for name in args.models:
-        model, train_s = trained(name, digits, args.steps, args.cache)
+        model, train_s = trained_with_defaults(name, digits, args.steps, args.cache)
         for method in available_methods(model):
             settings = args.strengths if method == "edit" else [None]
             for s in settings:

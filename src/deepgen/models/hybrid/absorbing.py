@@ -173,18 +173,7 @@ class AbsorbingVQ(VQVAE):
         "(uniform prior before stage prior)"
     )
     test_sample_options = {"steps": 2}
-
-    def build_prior(self) -> nn.Module:
-        cfg = self.config
-        return AbsorbingPrior(
-            cfg.num_codes,
-            self.num_tokens,
-            cfg.prior_d_model,
-            cfg.prior_layers,
-            cfg.prior_heads,
-            num_classes=self.info.num_classes if cfg.class_conditional else None,
-            dropout=cfg.prior_dropout,
-        )
+    prior_class = AbsorbingPrior
 
     def log_likelihood(self, x, *, y=None, k=None, method=None) -> LogLikelihood:
         ll = super().log_likelihood(x, y=y, k=k, method=method)
@@ -193,14 +182,8 @@ class AbsorbingVQ(VQVAE):
         text = f"point-mass bound log p(x|z_q) + absorbing-diffusion ELBO on log p(z_q) ({self.num_tokens} steps)"
         return dataclasses.replace(ll, method=text)
 
-    @torch.no_grad()
-    def _sample(self, n, options, *, generator, y):
-        if self.config.stage != "prior":
-            return super()._sample(n, options, generator=generator, y=y)
-        codes = self.prior.generate(n, y=y, temperature=options.temperature, steps=options.steps, generator=generator)
-        params = self.decode_codes(codes)
-        head = self.autoencoder.likelihood
-        return head.mean(params) if options.mean else head.sample(params, generator)
+    def prior_codes(self, n, options, *, generator, y) -> torch.Tensor:
+        return self.prior.generate(n, y=y, temperature=options.temperature, steps=options.steps, generator=generator)
 
     @classmethod
     def describe_sampling(cls, options=None) -> str:

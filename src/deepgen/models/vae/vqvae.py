@@ -272,11 +272,14 @@ class VQVAE(GenerativeModel):
         frozen = self.autoencoder if cfg.stage == "prior" else self.prior
         frozen.requires_grad_(False)
 
+    #: The prior over the T codes; a subclass may swap in another with the same constructor
+    #: arguments, ``log_prob(codes, y)`` and ``generate(n, y=, temperature=, generator=)``.
+    prior_class: type[nn.Module] = CausalTransformer
+
     def build_prior(self) -> nn.Module:
-        """The prior over the T codes: a causal transformer (subclasses swap in another prior with
-        ``log_prob(codes, y)`` and ``generate(n, y=, temperature=, generator=)``)."""
+        """``prior_class`` sized by the ``prior_*`` options."""
         cfg = self.config
-        return CausalTransformer(
+        return self.prior_class(
             cfg.num_codes,
             self.num_tokens,
             cfg.prior_d_model,
@@ -387,12 +390,16 @@ class VQVAE(GenerativeModel):
     def _sample(self, n, options, *, generator, y):
         """Codes from the prior (uniform in stage autoencoder), then x ~ p(x | z) or its mean."""
         if self.config.stage == "prior":
-            codes = self.prior.generate(n, y=y, temperature=options.temperature, generator=generator)
+            codes = self.prior_codes(n, options, generator=generator, y=y)
         else:
             codes = torch.randint(self.config.num_codes, (n, self.num_tokens), generator=generator, device=self.device)
         params = self.decode_codes(codes)
         head = self.autoencoder.likelihood
         return head.mean(params) if options.mean else head.sample(params, generator)
+
+    def prior_codes(self, n, options, *, generator, y) -> torch.Tensor:
+        """(n, T) codes drawn from the learned prior with the sampling ``options``."""
+        return self.prior.generate(n, y=y, temperature=options.temperature, generator=generator)
 
     def extra_repr(self) -> str:
         c = self.config
