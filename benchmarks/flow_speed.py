@@ -23,7 +23,7 @@ What is timed, for each pair (A = deepgen, B = the peer), after ``--warmup`` unt
 
 * **train**: one training step = ``zero_grad``, mean NLL of a fixed seeded batch, ``backward``, Adam step
   (each model has its own Adam). ``--optimizer deepgen`` (default) gives deepgen's side the Adam its
-  trainer builds (torch's fused kernel, :func:`deepgen.models.base.adam`) and the peer torch's default
+  trainer builds (torch's fused kernel, :func:`deepgen.models.base.build_optimizer`) and the peer torch's default
   (a per-tensor loop on CPU): what a user of each library gets. ``--optimizer same`` gives both
   torch's default, to isolate the flows themselves;
 * **sample**: ``--batch`` samples from the base pushed through the inverse, under ``no_grad``
@@ -83,7 +83,7 @@ from deepgen.bijectors import (  # noqa: E402
     MaskedSplineAutoregressive,
     StandardNormal,
 )
-from deepgen.models.base import adam  # noqa: E402
+from deepgen.models.base import build_optimizer  # noqa: E402
 from deepgen.train.config import TrainConfig  # noqa: E402
 
 PAIRS = ("realnvp-normflows", "realnvp-zuko", "nsf-zuko")
@@ -224,7 +224,7 @@ def sample_steps(c: Contender, n: int, steps: int) -> None:
 def run_pair(pair: str, args, x: torch.Tensor) -> dict:
     dg, peer = make_pair(pair, args)
     opts = {
-        dg.name: adam(dg.module.parameters(), TrainConfig(lr=args.lr))
+        dg.name: build_optimizer(dg.module.parameters(), TrainConfig(lr=args.lr))
         if args.optimizer == "deepgen"
         else torch.optim.Adam(dg.module.parameters(), lr=args.lr),
         peer.name: torch.optim.Adam(peer.module.parameters(), lr=args.lr),
@@ -396,7 +396,7 @@ def main() -> None:
         "hidden": list(args.hidden),
         "bins": args.bins,
         "nsf_transforms": args.nsf_transforms,
-        "optimizer": f"Adam(lr={args.lr}); deepgen's from deepgen.models.base.adam (fused=True)"
+        "optimizer": f"Adam(lr={args.lr}); deepgen's from deepgen.models.base.build_optimizer (fused=True)"
         if args.optimizer == "deepgen"
         else f"Adam(lr={args.lr}), torch defaults for both",
         "seed": args.seed,

@@ -228,3 +228,45 @@ class DigitsNet(GenerativeModel):
 
     def sample(self, n, *, generator=None):
         return torch.rand(n, *self.info.shape, generator=generator)
+
+
+@pytest.mark.parametrize(
+    "name, cls", [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW), ("adagrad", torch.optim.Adagrad)]
+)
+def test_optimizer_option_builds_that_optimizer(name, cls):
+    from deepgen.models.base import build_optimizer
+
+    p = nn.Parameter(torch.ones(3))
+    opt = build_optimizer([p], cfg(optimizer=name, lr=0.5, weight_decay=0.01))
+    assert type(opt) is cls and opt.param_groups[0]["lr"] == 0.5 and opt.param_groups[0]["weight_decay"] == 0.01
+    # one step moves the parameter against the gradient of sum(p): every optimiser's first step does
+    p.grad = torch.ones(3)
+    opt.step()
+    assert (p < 1).all()
+
+
+def test_adagrad_is_invariant_to_the_scale_of_the_loss():
+    """Why the MADE authors' Adagrad learning rate carries over to deepgen's per-dimension losses."""
+    from deepgen.models.base import build_optimizer
+
+    out = []
+    for scale in (1.0, 1 / 784):
+        torch.manual_seed(0)
+        p = nn.Parameter(torch.randn(5))
+        opt = build_optimizer([p], cfg(optimizer="adagrad", lr=0.1))
+        for _ in range(5):
+            opt.zero_grad()
+            (scale * (p - 2).pow(2).sum()).backward()
+            opt.step()
+        out.append(p.detach().clone())
+    torch.testing.assert_close(out[0], out[1], rtol=1e-4, atol=1e-5)
+
+
+def test_unknown_optimizer_and_rbm_refuse(tmp_path):
+    with pytest.raises(ConfigError, match="adagrad"):
+        cfg(optimizer="sgd")
+    from deepgen.models.energy.rbm import RBM
+
+    ds = load_dataset(DataSpec("digits", binarize="threshold"))
+    with pytest.raises(ConfigError, match="momentum SGD"):
+        RBM(ds.info).configure_optimizers(cfg(optimizer="adagrad"))

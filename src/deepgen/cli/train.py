@@ -27,6 +27,7 @@ TRAIN_FLAGS = {
     "lr": "lr",
     "seed": "seed",
     "weight_decay": "weight_decay",
+    "optimizer": "optimizer",
     "lr_schedule": "lr_schedule",
     "warmup_steps": "warmup_steps",
     "grad_clip": "grad_clip",
@@ -50,6 +51,11 @@ def add_train_args(p) -> None:
     g.add_argument("--lr", type=float, help="learning rate (default: the model's, e.g. 1e-3)")
     g.add_argument("--seed", type=int, help="random seed (default 0)")
     g.add_argument("--weight-decay", type=float)
+    g.add_argument(
+        "--optimizer",
+        choices=["adam", "adamw", "adagrad"],
+        help="adam (default; coupled L2 weight decay), adamw (decoupled) or adagrad",
+    )
     g.add_argument("--lr-schedule", choices=["constant", "cosine"])
     g.add_argument("--warmup-steps", type=int)
     g.add_argument("--grad-clip", type=float, help="clip the gradient norm to this value")

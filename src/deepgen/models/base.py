@@ -277,8 +277,8 @@ class GenerativeModel(nn.Module):
         return f"{self.name} takes one step per call"
 
     def configure_optimizers(self, cfg: TrainConfig) -> dict[str, torch.optim.Optimizer]:
-        """Named optimisers. Default: one Adam over all parameters, called ``"main"``."""
-        return {"main": adam(self.parameters(), cfg)}
+        """Named optimisers. Default: one over all parameters (``cfg.optimizer``), called ``"main"``."""
+        return {"main": build_optimizer(self.parameters(), cfg)}
 
     def initialize(self, x: torch.Tensor) -> None:
         """Data-dependent initialisation, called once with the first batch of a fresh run."""
@@ -581,24 +581,27 @@ class GenerativeModel(nn.Module):
             )
 
 
-def adam(params, cfg: TrainConfig, lr: float | None = None, betas=None) -> torch.optim.Adam:
-    """Adam with the trainer config's learning rate, betas and weight decay, in torch's fused kernel.
+def build_optimizer(params, cfg: TrainConfig, lr: float | None = None, betas=None) -> torch.optim.Optimizer:
+    """The trainer config's optimiser (``cfg.optimizer``) with its learning rate, betas and weight decay.
 
-    ``fused=True`` (one kernel for all tensors' updates) takes a RealNVP step on 2-D toy data
-    from 4.5 to 3.6 ms on one CPU thread (benchmarks/flow_speed.py); ``foreach=True`` is used
-    where the fused kernel does not apply (a parameter that is not a floating-point tensor on a
-    CPU or CUDA device).
+    ``adam`` (the default) and ``adamw`` run in torch's fused kernel: ``fused=True`` (one kernel for
+    all tensors' updates) takes a RealNVP step on 2-D toy data from 4.5 to 3.6 ms on one CPU thread
+    (benchmarks/flow_speed.py); ``foreach=True`` is used where the fused kernel does not apply (a
+    parameter that is not a floating-point tensor on a CPU or CUDA device). ``adam``'s weight decay is
+    the coupled L2 term (added to the gradient), ``adamw``'s the decoupled one (Loshchilov and Hutter
+    2019). ``adagrad`` (Duchi et al. 2011) is the optimiser of the MADE authors' MNIST runs; its
+    update is invariant to the scale of the loss, so the per-dimension losses deepgen minimises
+    take the same learning rate as the per-example sums of the papers. ``betas`` are ignored by it.
     """
     params = list(params)
     tensors = [p for g in params for p in (g["params"] if isinstance(g, dict) else [g])]
     fused = all(t.is_floating_point() and t.device.type in ("cpu", "cuda") for t in tensors)
-    return torch.optim.Adam(
-        params,
-        lr=cfg.lr if lr is None else lr,
-        betas=tuple(betas or cfg.betas),
-        weight_decay=cfg.weight_decay,
-        **({"fused": True} if fused else {"foreach": True}),
-    )
+    kernel = {"fused": True} if fused else {"foreach": True}
+    lr = cfg.lr if lr is None else lr
+    if cfg.optimizer == "adagrad":
+        return torch.optim.Adagrad(params, lr=lr, weight_decay=cfg.weight_decay, foreach=True)
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=lr, betas=tuple(betas or cfg.betas), weight_decay=cfg.weight_decay, **kernel)
 
 
 def require_levels(model: GenerativeModel, what: str, binary: bool = False) -> None:

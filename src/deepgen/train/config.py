@@ -23,13 +23,16 @@ class TrainConfig:
     optimiser step: for a model trained through ``loss`` (the default ``train_step``) one step then
     equals one step on a batch of ``N * batch_size`` (the same examples, the same mean loss), with
     the memory of one batch. ``precision="bf16"`` runs each step's forward under bfloat16 autocast
-    (backward, optimiser, evaluation stay fp32). ``compile`` wraps the model's loss in
-    ``torch.compile`` (models with the default ``train_step`` only). ``steps_per_call`` N > 1 lets a
-    model whose updates are so small that per-step Python dominates (the RBM) take up to N steps in
-    one call of its ``train_steps``; a call never crosses a logging, evaluation, checkpoint or
-    callback step, so those happen at the same steps as with 1, and the results agree up to float
-    rounding (with a random per-batch transform, such as dynamic binarisation, they agree in
-    distribution: a call draws its batches' transforms before its updates' random numbers).
+    (backward, optimiser, evaluation stay fp32). ``optimizer``: ``adam`` (coupled L2 weight decay),
+    ``adamw`` (decoupled) or ``adagrad`` (``betas`` unused), built by
+    :func:`deepgen.models.base.build_optimizer` for every model that does not bring its own.
+    ``compile`` wraps the model's loss in ``torch.compile`` (models with the default ``train_step``
+    only). ``steps_per_call`` N > 1 lets a model whose updates are so small that per-step Python
+    dominates (the RBM) take up to N steps in one call of its ``train_steps``; a call never crosses
+    a logging, evaluation, checkpoint or callback step, so those happen at the same steps as with
+    1, and the results agree up to float rounding (with a random per-batch transform, such as
+    dynamic binarisation, they agree in distribution: a call draws its batches' transforms before
+    its updates' random numbers).
     """
 
     steps: int = 2000
@@ -37,6 +40,7 @@ class TrainConfig:
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
+    optimizer: Literal["adam", "adamw", "adagrad"] = "adam"
     lr_schedule: Literal["constant", "cosine"] = "constant"
     warmup_steps: int = 0
     grad_clip: float | None = None
@@ -56,6 +60,8 @@ class TrainConfig:
 
     def __post_init__(self):
         check_positive(self, "steps", "batch_size", "lr", "threads", "eval_examples", "grad_accum", "steps_per_call")
+        if self.optimizer not in ("adam", "adamw", "adagrad"):
+            raise ConfigError(f"TrainConfig.optimizer must be adam, adamw or adagrad, got {self.optimizer!r}")
         if self.precision not in ("fp32", "bf16"):
             raise ConfigError(f"TrainConfig.precision must be fp32 or bf16, got {self.precision!r}")
         if not 0 <= self.ema_decay < 1:

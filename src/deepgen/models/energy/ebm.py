@@ -38,7 +38,7 @@ import torch
 
 from deepgen.errors import ConfigError, DataError
 from deepgen.metrics.likelihood import ais_log_partition
-from deepgen.models.base import DensityKind, GenerativeModel, LogLikelihood, adam
+from deepgen.models.base import DensityKind, GenerativeModel, LogLikelihood, build_optimizer
 from deepgen.models.energy.rbm import version_key
 from deepgen.nn import MLP, ConvEncoder, arch_for
 from deepgen.registry import register
@@ -215,7 +215,7 @@ class EBM(GenerativeModel):
 
     # -- training -----------------------------------------------------------------------------------
     def configure_optimizers(self, cfg):
-        return {"main": adam(self.energy_net.parameters(), cfg)}
+        return {"main": build_optimizer(self.energy_net.parameters(), cfg)}
 
     def train_step(self, x, y, ctx):
         cfg = self.config

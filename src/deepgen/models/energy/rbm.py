@@ -292,6 +292,8 @@ class RBM(GenerativeModel):
         """SGD with momentum. Weight decay (Hinton's guide: on W only, not the biases) is added to W's
         gradient in :meth:`train_step`, so the optimiser has one parameter group (SGD's per-group work
         was most of an update's time on 8x8 digits)."""
+        if cfg.optimizer != "adam":
+            raise ConfigError(f"rbm trains with its own momentum SGD; --optimizer {cfg.optimizer} does not apply")
         self._weight_decay = cfg.weight_decay
         return {"main": MomentumSGD(self.parameters(), lr=cfg.lr, momentum=self.config.momentum)}
 

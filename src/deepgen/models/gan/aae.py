@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from deepgen.config import check_positive
 from deepgen.errors import ConfigError
-from deepgen.models.base import GenerativeModel, adam
+from deepgen.models.base import GenerativeModel, build_optimizer
 from deepgen.nn import MLP, ConvDecoder, ConvEncoder, arch_for
 from deepgen.registry import register
 
@@ -106,8 +106,8 @@ class AAE(GenerativeModel):
 
     def configure_optimizers(self, cfg):
         return {
-            "disc": adam(self.discriminator.parameters(), cfg),
-            "ae": adam([*self.encoder.parameters(), *self.decoder.parameters()], cfg),
+            "disc": build_optimizer(self.discriminator.parameters(), cfg),
+            "ae": build_optimizer([*self.encoder.parameters(), *self.decoder.parameters()], cfg),
         }
 
     latent_description = "the encoder's code z (deterministic)"

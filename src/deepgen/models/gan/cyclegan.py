@@ -37,7 +37,7 @@ from torch import nn
 from deepgen.config import check_positive
 from deepgen.data.transforms import snap
 from deepgen.errors import ConfigError, DataError
-from deepgen.models.base import GenerativeModel, UnsupportedError, adam
+from deepgen.models.base import GenerativeModel, UnsupportedError, build_optimizer
 from deepgen.models.gan import losses as L
 from deepgen.nn.conv import downsample_sizes
 from deepgen.registry import register
@@ -214,8 +214,8 @@ class CycleGAN(GenerativeModel):
 
     def configure_optimizers(self, cfg):
         return {
-            "gen": adam([*self.gen_ab.parameters(), *self.gen_ba.parameters()], cfg),
-            "disc": adam([*self.disc_a.parameters(), *self.disc_b.parameters()], cfg),
+            "gen": build_optimizer([*self.gen_ab.parameters(), *self.gen_ba.parameters()], cfg),
+            "disc": build_optimizer([*self.disc_a.parameters(), *self.disc_b.parameters()], cfg),
         }
 
     def a2b(self, x: torch.Tensor) -> torch.Tensor:

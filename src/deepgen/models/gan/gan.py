@@ -55,7 +55,7 @@ from torch.func import functional_call
 
 from deepgen.config import check_positive
 from deepgen.errors import ConfigError, DataError
-from deepgen.models.base import GenerativeModel, adam
+from deepgen.models.base import GenerativeModel, build_optimizer
 from deepgen.models.gan import losses as L
 from deepgen.models.gan.augment import check_policy, diff_augment
 from deepgen.nn import MLP, ConvDecoder, ConvEncoder, arch_for
@@ -300,8 +300,8 @@ class GAN(GenerativeModel):
 
     def configure_optimizers(self, cfg):
         return {
-            "disc": adam(self.discriminator.parameters(), cfg, lr=self.config.lr_d),
-            "gen": adam(self.generator.parameters(), cfg, lr=self.config.lr_g),
+            "disc": build_optimizer(self.discriminator.parameters(), cfg, lr=self.config.lr_d),
+            "gen": build_optimizer(self.generator.parameters(), cfg, lr=self.config.lr_g),
         }
 
     # -- the losses ---------------------------------------------------------------------------------

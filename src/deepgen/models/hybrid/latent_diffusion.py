@@ -52,7 +52,7 @@ import torch
 
 from deepgen.data import DataInfo
 from deepgen.errors import ConfigError
-from deepgen.models.base import DensityKind, GenerativeModel, LogLikelihood, adam
+from deepgen.models.base import DensityKind, GenerativeModel, LogLikelihood, build_optimizer
 from deepgen.models.density import mean_with_stderr
 from deepgen.models.diffusion.ddpm import DDPM, DDPMConfig, DDPMSampleConfig
 from deepgen.models.vae.vae import VAE, VAEConfig
@@ -198,7 +198,7 @@ class LatentDiffusion(GenerativeModel):
         """One Adam over the stage being trained (the other part is frozen)."""
         trainable = [p for p in self.parameters() if p.requires_grad]
         lr = self.config.prior_lr if self.config.stage == "prior" else None
-        return {"main": adam(trainable, cfg, lr=lr)}
+        return {"main": build_optimizer(trainable, cfg, lr=lr)}
 
     # -- density ------------------------------------------------------------------------------------
     def prior_log_prob_bound(

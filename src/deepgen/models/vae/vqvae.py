@@ -57,7 +57,7 @@ from torch import nn
 
 from deepgen.config import check_positive
 from deepgen.errors import ConfigError, DataError
-from deepgen.models.base import DensityKind, GenerativeModel, LogLikelihood, adam
+from deepgen.models.base import DensityKind, GenerativeModel, LogLikelihood, build_optimizer
 from deepgen.nn import MLP, CausalTransformer, arch_for, downsample_sizes, likelihood_head
 from deepgen.nn.quantize import Quantized, VectorQuantizer
 from deepgen.registry import register
@@ -369,7 +369,7 @@ class VQVAE(GenerativeModel):
         """One Adam over the parameters of the stage being trained (the other part is frozen)."""
         trainable = [p for p in self.parameters() if p.requires_grad]
         lr = self.config.prior_lr if self.config.stage == "prior" else None
-        return {"main": adam(trainable, cfg, lr=lr)}
+        return {"main": build_optimizer(trainable, cfg, lr=lr)}
 
     # -- densities ---------------------------------------------------------------------------------
     def elbo(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
