@@ -1,3 +1,4 @@
 from deepgen.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # spawned worker processes (compare --jobs) import this module too
+    raise SystemExit(main())

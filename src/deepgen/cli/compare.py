@@ -9,6 +9,7 @@ EPILOG = """Examples:
   deepgen compare --data 8gaussians --models gmm,vae,gan --steps 3000 --out runs/toy
   deepgen compare --data mnist --data-dir ~/data --models vae,gan -o vae.latent_dim=32 --out runs/mnist
   deepgen compare --data digits --models vae,gan -s vae.mean=true --out runs/cmp   # per-model sampling options
+  deepgen compare --data digits --models vae,gan,made,maf --jobs 2 --out runs/cmp   # 2 models at a time
 Writes table.md, table.csv, report.html (sample grids, density maps for 2D data) and results.json.
 """
 
@@ -33,7 +34,15 @@ def add_parser(sub):
     p.add_argument("--k", type=int, help="Monte Carlo samples for bound/estimate NLLs (default 100 for VAEs)")
     p.add_argument("--n-samples", type=int, help="samples per model for quality metrics")
     p.add_argument("--features", help="feature network (default by image shape; inception:PATH for FID proper)")
-    p.add_argument("--threads", type=int)
+    p.add_argument("--threads", type=int, help="torch threads (per job with --jobs; default: all cores, 1 per job)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train N models at a time in separate processes (tiny models on several cores: their speeds "
+        "are then one-thread speeds beside other jobs)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     add_sample_args(p, per_model=True)
     p.set_defaults(func=run)
@@ -85,6 +94,7 @@ def run(args) -> int:
         n_samples=args.n_samples,
         features=args.features,
         threads=args.threads,
+        jobs=args.jobs,
         progress=not args.quiet,
     )
     print()

@@ -179,6 +179,10 @@ def _load_notes(result) -> list[str]:
     return out
 
 
+def _threads(n: int) -> str:
+    return f"{n} thread" + ("s" if n != 1 else "")
+
+
 def notes(result, info) -> list[str]:
     feat = next(
         (
@@ -199,6 +203,11 @@ def notes(result, info) -> list[str]:
         "Train: median training examples/s over logged windows after the first (warm-up), with the interquartile "
         "range. Sample: median samples/s over at least five timed batches after a warm-up draw, with min–max.",
         *_load_notes(result),
+        f"Trained {result.jobs} models at a time (--jobs {result.jobs}), each in its own process with "
+        f"{_threads(result.threads_per_job)}: speeds are those of {_threads(result.threads_per_job)} beside "
+        "other jobs, and peak memory is each model's own process."
+        if result.jobs > 1
+        else "",
         "NLL labels: exact = log-likelihood; bound = lower bound on log p(x) (ELBO or dequantisation), so the "
         "true NLL is lower; est. = importance-sampled estimate. GANs define no density.",
     ]
@@ -226,7 +235,8 @@ def notes(result, info) -> list[str]:
         "The 'real data (held out)' row scores real data the reference set does not contain (images: the "
         "test split; vectors: the training split against the test split): the floor a model can expect."
     )
-    out.append("Peak mem: the process's resident-set high-water mark during that model's training and evaluation.")
+    if result.jobs == 1:
+        out.append("Peak mem: the process's resident-set high-water mark during that model's training and evaluation.")
     staged = [r for r in result.rows if r.get("stages")]
     if staged:
         out.append(
@@ -324,7 +334,12 @@ def render_html(title, headers, table, rows, result, info, meta) -> str:
         detail.append(f"<details><summary>{e(r['model'])}: all metrics</summary><ul>{items}</ul></details>")
     settings = (
         f"{meta['steps']} steps, batch {meta['batch_size']}, seed {meta['seed']}, torch {meta['torch']}, "
-        f"{meta['threads']} threads, {meta['date']}"
+        + (
+            f"{meta['threads']} threads"
+            if meta.get("jobs", 1) == 1
+            else f"{meta['jobs']} jobs x {_threads(meta['threads'])}"
+        )
+        + f", {meta['date']}"
     )
     note_items = "".join(f"<li>{e(n)}</li>" for n in notes(result, info) if n)
     return f"""<!doctype html>

@@ -12,7 +12,7 @@ import torch
 from deepgen import __version__
 from deepgen.config import from_dict, to_dict
 from deepgen.data import DataSpec, load_dataset
-from deepgen.errors import DataError
+from deepgen.errors import ConfigError, DataError
 from deepgen.evaluate import SampleQuality, entropy_floor, evaluate
 from deepgen.metrics.cost import load_average, peak_memory_mb, reset_peak_memory, training_throughput_spread
 from deepgen.plots import plot_bounds, plot_density_only, sample_view, save_samples
@@ -31,6 +31,9 @@ class CompareResult:
     files: dict[str, str] = field(default_factory=dict)
     #: Models that do not apply to the data (name -> the one-line reason), left out of the table.
     skipped: dict[str, str] = field(default_factory=dict)
+    #: Models trained at a time (``jobs``), and torch threads in each job's process.
+    jobs: int = 1
+    threads_per_job: int | None = None
 
 
 def run_compare(
@@ -47,6 +50,7 @@ def run_compare(
     n_samples: int | None = None,
     features: str | None = None,
     threads: int | None = None,
+    jobs: int = 1,
     progress: bool = True,
     log=print,
 ) -> CompareResult:
@@ -55,6 +59,12 @@ def run_compare(
     ``options``: per-model config overrides, e.g. ``{"vae": {"latent_dim": 8}}``; ``sample_options``:
     per-model sampling options, e.g. ``{"ddpm": {"steps": 50}}``, recorded in each row. Every model
     uses its own default learning rate (``train_defaults``); steps, batch size and seed are shared.
+
+    ``jobs`` N > 1 trains and measures N models at a time, each in its own process with
+    ``threads`` torch threads (default 1), in the order of ``models``; the rows are the same
+    measurements (the table keeps ``models``' order), but each model's speeds are then those of
+    one thread beside other jobs, and its peak memory is its own process's. From a script, call it
+    under ``if __name__ == "__main__":`` (the workers are spawned and import the main module).
     """
     from deepgen.compare.report import write_reports
 
@@ -80,6 +90,9 @@ def run_compare(
     models = [m for m in models if m not in skipped]
     if not models:
         raise DataError(f"none of the models applies to {spec.name}: " + "; ".join(skipped.values()))
+    if jobs < 1:
+        raise ConfigError(f"jobs must be >= 1, got {jobs}")
+    jobs = min(jobs, len(models))
     if threads:
         torch.set_num_threads(threads)
     log(
@@ -113,89 +126,31 @@ def run_compare(
     if floor is not None:
         reference["metrics"]["entropy"] = floor
     reference["samples_png"] = _real_data_picture(ds, out / "real.png", bounds)
-    rows = []
-    for name in models:
-        opts = (options or {}).get(name, {})
-        stages = _stages(get_model_class(name), opts)
-        model = build_model(name, ds.info, {**opts, **stages[0][0]}, seed=seed)
-        tdict = {
-            **to_dict(TrainConfig()),
-            **model.train_defaults_for(ds.info, {**opts, **stages[0][0]}),
-            "steps": steps,
-            "batch_size": batch_size,
-            "seed": seed,
-            "progress": progress,
-            "eval_every": max(1, steps // 4),  # validation at four points: the loss plots show a trend
-            "eval_examples": 1000,
-            "ckpt_every": 0,
-            "log_every": max(1, min(50, steps // 10)),
-            "threads": threads,
-        }
-        tcfg = from_dict(TrainConfig, tdict)
-        device = pick_device(tcfg.device)
-        reset_peak_memory(device)
-        train_s, previous = 0.0, None
-        for i, (stage_opts, init_sub) in enumerate(stages):
-            last = i == len(stages) - 1
-            if i:
-                model = build_model(name, ds.info, {**opts, **stage_opts}, seed=seed)
-                log(f"  {name}: stage {i + 1} of {len(stages)} ({_describe(stage_opts)}), from {previous}:{init_sub}")
-            run_dir = out / "runs" / (name if last else f"{name}-stage{i + 1}")
-            init = f"{previous}:{init_sub}" if init_sub else None
-            trainer = Trainer(
-                model, ds, tcfg, run_dir, data_spec=spec, quiet=not progress, overwrite=True, init_from=init
-            )
-            train_s += trainer.fit()["train_seconds"]  # the loop only: not plots, evaluation or checkpoints
-            previous = run_dir
-        torch.manual_seed(seed)
-        # after fit() the model holds the weights evaluation uses (the EMA when one is kept)
-        result = evaluate(
-            model,
-            ds,
-            k=k,
-            n_samples=n_samples,
-            seed=seed,
-            quality=quality,
-            sample_options=to_dict(sample_opts[name]),
-            equal_n=True,
-        )
-        peak = peak_memory_mb(device)  # training and evaluation
-        opts = to_dict(sample_opts[name])
-        if result["sampling"]:  # the run's own samples.png used the default options: draw the row's
-            save_samples(model, run_dir / "samples.png", seed=seed, data=ds.test.x if points2d else None, options=opts)
-        if points2d:
-            (out / "density").mkdir(exist_ok=True)
-            path = out / "density" / f"{name}.png"
-            result["density_png"] = str(plot_density_only(model, bounds, path, name, options=opts))
-        tspeed = training_throughput_spread(run_dir / "metrics.jsonl") or {"median": None}
-        result["metrics"]["train_speed"] = {
-            "value": tspeed.pop("median"),
-            "label": "training throughput (examples/s, median over logged windows after the first)",
-            **tspeed,
-            "load_average": load_average(),
-        }
-        result["metrics"]["train_time"] = {
-            "value": train_s,
-            "label": f"training wall time for {steps} steps (s)"
-            if len(stages) == 1
-            else f"training wall time for {len(stages)} stages of {steps} steps each (s)",
-        }
-        if len(stages) > 1:
-            result["stages"] = [_describe(o) for o, _ in stages]
-        what = "GPU memory allocated" if device.type == "cuda" else "whole process RSS"
-        result["metrics"]["peak_memory"] = {"value": peak, "label": f"peak memory (MiB, {what})"}
-        result["run"] = str(run_dir)
-        result["options"] = to_dict(model.config)
-        result["samples_png"] = str(run_dir / "samples.png")
-        rows.append(result)
-        m = result["metrics"]
-        log(f"  {name}: {train_s:.1f} s, {_short(m)}")
-    res = CompareResult(rows, reference, out, skipped=skipped)
+    common = dict(
+        spec=spec,
+        out=out,
+        steps=steps,
+        batch_size=batch_size,
+        seed=seed,
+        k=k,
+        n_samples=n_samples,
+        threads=threads,
+        bounds=bounds,
+    )
+    if jobs > 1:
+        rows = _measure_in_parallel(models, jobs, quality, options or {}, sample_opts, common, echo=log is print)
+    else:
+        rows = []
+        for name in models:
+            opts = (options or {}).get(name, {})
+            rows.append(_measure(name, ds, quality, opts, sample_opts[name], progress=progress, log=log, **common))
+    res = CompareResult(rows, reference, out, skipped=skipped, jobs=jobs, threads_per_job=threads or 1)
     meta = {
         "command": "deepgen compare",
         "deepgen_version": __version__,
         "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads() if jobs == 1 else (threads or 1),
+        "jobs": jobs,
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "data": to_dict(spec),
         "data_info": ds.info.to_dict(),
@@ -214,6 +169,144 @@ def run_compare(
     )
     res.files["json"] = str(out / "results.json")
     return res
+
+
+def _measure(
+    name: str,
+    ds,
+    quality: SampleQuality,
+    opts: dict,
+    sample_opt,
+    *,
+    spec: DataSpec,
+    out: Path,
+    steps: int,
+    batch_size: int,
+    seed: int,
+    k: int | None,
+    n_samples: int,
+    threads: int | None,
+    bounds,
+    progress: bool,
+    log,
+) -> dict:
+    """Train one model of the comparison (every stage) and measure it: the row of the table."""
+    points2d = bounds is not None
+    stages = _stages(get_model_class(name), opts)
+    model = build_model(name, ds.info, {**opts, **stages[0][0]}, seed=seed)
+    tdict = {
+        **to_dict(TrainConfig()),
+        **model.train_defaults_for(ds.info, {**opts, **stages[0][0]}),
+        "steps": steps,
+        "batch_size": batch_size,
+        "seed": seed,
+        "progress": progress,
+        "eval_every": max(1, steps // 4),  # validation at four points: the loss plots show a trend
+        "eval_examples": 1000,
+        "ckpt_every": 0,
+        "log_every": max(1, min(50, steps // 10)),
+        "threads": threads,
+    }
+    tcfg = from_dict(TrainConfig, tdict)
+    device = pick_device(tcfg.device)
+    reset_peak_memory(device)
+    train_s, previous = 0.0, None
+    for i, (stage_opts, init_sub) in enumerate(stages):
+        last = i == len(stages) - 1
+        if i:
+            model = build_model(name, ds.info, {**opts, **stage_opts}, seed=seed)
+            log(f"  {name}: stage {i + 1} of {len(stages)} ({_describe(stage_opts)}), from {previous}:{init_sub}")
+        run_dir = out / "runs" / (name if last else f"{name}-stage{i + 1}")
+        init = f"{previous}:{init_sub}" if init_sub else None
+        trainer = Trainer(model, ds, tcfg, run_dir, data_spec=spec, quiet=not progress, overwrite=True, init_from=init)
+        train_s += trainer.fit()["train_seconds"]  # the loop only: not plots, evaluation or checkpoints
+        previous = run_dir
+    torch.manual_seed(seed)
+    # after fit() the model holds the weights evaluation uses (the EMA when one is kept)
+    result = evaluate(
+        model,
+        ds,
+        k=k,
+        n_samples=n_samples,
+        seed=seed,
+        quality=quality,
+        sample_options=to_dict(sample_opt),
+        equal_n=True,
+    )
+    peak = peak_memory_mb(device)  # training and evaluation
+    opts = to_dict(sample_opt)
+    if result["sampling"]:  # the run's own samples.png used the default options: draw the row's
+        save_samples(model, run_dir / "samples.png", seed=seed, data=ds.test.x if points2d else None, options=opts)
+    if points2d:
+        (out / "density").mkdir(exist_ok=True)
+        path = out / "density" / f"{name}.png"
+        result["density_png"] = str(plot_density_only(model, bounds, path, name, options=opts))
+    tspeed = training_throughput_spread(run_dir / "metrics.jsonl") or {"median": None}
+    result["metrics"]["train_speed"] = {
+        "value": tspeed.pop("median"),
+        "label": "training throughput (examples/s, median over logged windows after the first)",
+        **tspeed,
+        "load_average": load_average(),
+    }
+    result["metrics"]["train_time"] = {
+        "value": train_s,
+        "label": f"training wall time for {steps} steps (s)"
+        if len(stages) == 1
+        else f"training wall time for {len(stages)} stages of {steps} steps each (s)",
+    }
+    if len(stages) > 1:
+        result["stages"] = [_describe(o) for o, _ in stages]
+    what = "GPU memory allocated" if device.type == "cuda" else "whole process RSS"
+    result["metrics"]["peak_memory"] = {"value": peak, "label": f"peak memory (MiB, {what})"}
+    result["run"] = str(run_dir)
+    result["options"] = to_dict(model.config)
+    result["samples_png"] = str(run_dir / "samples.png")
+    m = result["metrics"]
+    log(f"  {name}: {train_s:.1f} s, {_short(m)}")
+    return result
+
+
+def _measure_in_parallel(models, jobs, quality, options, sample_opts, common, echo: bool) -> list[dict]:
+    """``_measure`` for each model in worker processes, ``jobs`` at a time (spawned: no fork of a
+    process whose torch threads are running); rows come back in ``models``' order. Spawned workers
+    import the caller's main module, so a script that calls this must do so under
+    ``if __name__ == "__main__":``, as any script that starts processes."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from deepgen.errors import DeepgenError
+
+    common = {**common, "threads": common["threads"] or 1}
+    quality = quality.portable()
+    if echo:  # workers print their progress lines themselves (a log function does not cross processes)
+        print(f"training {jobs} models at a time, {common['threads']} thread(s) each; no progress bars", flush=True)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(jobs, len(models)), mp_context=ctx) as pool:
+        futures = [
+            pool.submit(_measure_job, name, quality, options.get(name, {}), sample_opts[name], common, echo)
+            for name in models
+        ]
+        try:
+            return [f.result() for f in futures]
+        except BrokenProcessPool as e:
+            raise DeepgenError(
+                "a compare job's process died before returning its row (out of memory? in a script, call "
+                "run_compare(jobs=N) under 'if __name__ == \"__main__\":'); rerun with jobs=1 to see the error"
+            ) from e
+
+
+def _measure_job(name, quality, opts, sample_opt, common, echo: bool) -> dict:
+    """One worker's model: its own threads and dataset (loaded from the spec, as the parent did)."""
+    torch.set_num_threads(common["threads"])
+    ds = load_dataset(common["spec"])
+
+    def log(msg):
+        if echo:
+            print(msg, flush=True)
+
+    log(f"  {name}: started")
+    return _measure(name, ds, quality, opts, sample_opt, progress=False, log=log, **common)
 
 
 def _stages(cls, opts: dict) -> tuple[tuple[dict, str | None], ...]:

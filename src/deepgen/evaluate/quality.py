@@ -123,6 +123,15 @@ class SampleQuality:
         q._setup()
         return q
 
+    def portable(self) -> SampleQuality:
+        """A copy to send to another process: image reference pixels are dropped once their
+        features are computed (only the features are used from then on; 188 MB for MNIST)."""
+        from dataclasses import replace
+
+        if self.info.is_image and self.ref_feats is not None:
+            return replace(self, reference=self.reference[:0])
+        return self
+
     def _setup(self) -> None:
         from deepgen.metrics import features as F
         from deepgen.metrics.fid import GaussianStats
