@@ -75,7 +75,8 @@ def _read_maybe_gzipped(path: Path, what: str) -> bytes:
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (gzip or raw): uint8 images (N, rows, cols) or labels (N,)."""
+    """Read an IDX file (gzip or raw): uint8 images (N, rows, cols) or labels (N,), writable (a
+    read-only view of the file's bytes would make ``torch.from_numpy`` warn on every load)."""
     raw = _read_maybe_gzipped(path, "IDX file")
     if len(raw) < 8:
         raise DataError(f"{path}: too short to be an IDX file ({len(raw)} bytes)")
@@ -90,7 +91,7 @@ def read_idx(path: Path) -> np.ndarray:
     expected = int(np.prod(shape))
     if len(raw) - offset != expected:
         raise DataError(f"{path}: truncated IDX file ({len(raw) - offset} of {expected} bytes)")
-    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(shape)
+    return np.frombuffer(bytearray(raw), dtype=np.uint8, offset=offset).reshape(shape)
 
 
 def load_mnist(root: Path | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
