@@ -20,7 +20,7 @@ venv: $(STAMP)
 
 ## demo: train and compare the models that exist on the bundled 8x8 digits (< 5 min on 2 cores)
 demo: $(STAMP)
-	$(BIN)/deepgen compare --data digits --models independent,vae,gan,made,maf,ddpm,ncsn,gon,latent-diffusion --steps 1500 --batch-size 64 --out runs/demo \
+	$(BIN)/deepgen compare --data digits --models ncsn,gan,ddpm,latent-diffusion,gon,vae,made,maf,independent --steps 1200 --batch-size 64 --jobs 2 --out runs/demo \
 	  --overwrite -o ddpm.timesteps=100 -o ddpm.channels=16,32 -o ddpm.layers_per_block=1 -s ddpm.sampler=ddim \
 	  -s ddpm.steps=20 -o ncsn.channels=16,32 -o ncsn.layers_per_block=1 -s ncsn.steps_per_level=20 -s ncsn.eps=1e-4 \
 	  -o gon.hidden=64 -o gon.layers=2 -o gon.w0=10 -s latent-diffusion.sampler=ddim -s latent-diffusion.steps=50

@@ -377,8 +377,9 @@ def save_scene_views(model, dataset, path: str | Path, n: int = 8, **options) ->
     return Path(path)
 
 
-def write_run_plots(out: str | Path, model, dataset) -> dict[str, str]:
-    """loss.png and samples.png (2D data: density map with samples) for a finished run."""
+def write_run_plots(out: str | Path, model, dataset, options: dict | None = None, seed: int = 0) -> dict[str, str]:
+    """loss.png and samples.png (2D data: density map with samples) for a finished run; samples
+    are drawn with sampling ``options`` (default: the model's) from ``seed``."""
     out = Path(out)
     paths = {}
     p = plot_loss_curve(out / "metrics.jsonl", out / "loss.png", getattr(model, "loss_units", "nats"))
@@ -390,7 +391,7 @@ def write_run_plots(out: str | Path, model, dataset) -> dict[str, str]:
         if not model.samples_from_noise and dataset is not None:  # a translator: a grid of translations
             paths["samples"] = str(save_translations(model, dataset, out / "samples.png"))
         else:
-            paths["samples"] = str(save_samples(model, out / "samples.png", data=data))
+            paths["samples"] = str(save_samples(model, out / "samples.png", seed=seed, data=data, options=options))
         if dataset is not None and getattr(dataset.info, "kind", "") == "scene":
             p = save_scene_views(model, dataset, out / "views.png")
             if p:

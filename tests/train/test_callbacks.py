@@ -138,3 +138,22 @@ def test_metrics_jsonl_unchanged_by_callbacks(moons, tmp_path):
         {k: v for k, v in json.loads(line).items() if k not in ("time", "examples_per_s")} for line in p.open()
     ]
     assert strip(tmp_path / "a" / "metrics.jsonl") == strip(tmp_path / "b" / "metrics.jsonl")
+
+
+def test_plot_callback_draws_samples_with_the_options_given(moons, tmp_path, monkeypatch):
+    """compare passes the row's sampling options, so samples.png is drawn once, as the row samples."""
+    import deepgen.plots as plots
+    from deepgen.train.callbacks import PlotCallback
+
+    seen = []
+    real = plots.save_samples
+
+    def spy(model, path, n=64, seed=0, data=None, options=None, samples=None):
+        seen.append((seed, options))
+        return real(model, path, n=n, seed=seed, data=data, options=options, samples=samples)
+
+    monkeypatch.setattr(plots, "save_samples", spy)
+    with registry.temporary("test-noisy", Noisy):
+        cb = [PlotCallback(options={}, seed=3)]
+        Trainer(Noisy(moons.info), moons, cfg(steps=2), tmp_path, callbacks=cb, quiet=True).fit()
+    assert seen == [(3, {})] and (tmp_path / "samples.png").exists()

@@ -15,9 +15,10 @@ from deepgen.data import DataSpec, load_dataset
 from deepgen.errors import ConfigError, DataError
 from deepgen.evaluate import SampleQuality, entropy_floor, evaluate
 from deepgen.metrics.cost import load_average, peak_memory_mb, reset_peak_memory, training_throughput_spread
-from deepgen.plots import plot_bounds, plot_density_only, sample_view, save_samples
+from deepgen.plots import plot_bounds, plot_density_only, sample_view
 from deepgen.registry import get_model_class
 from deepgen.train import TrainConfig, Trainer, build_model
+from deepgen.train.callbacks import PlotCallback
 from deepgen.train.distributed import pick_device
 
 
@@ -218,7 +219,19 @@ def _measure(
             log(f"  {name}: stage {i + 1} of {len(stages)} ({_describe(stage_opts)}), from {previous}:{init_sub}")
         run_dir = out / "runs" / (name if last else f"{name}-stage{i + 1}")
         init = f"{previous}:{init_sub}" if init_sub else None
-        trainer = Trainer(model, ds, tcfg, run_dir, data_spec=spec, quiet=not progress, overwrite=True, init_from=init)
+        # the last stage's samples.png is drawn once, with the row's sampling options
+        plots = [PlotCallback(options=to_dict(sample_opt), seed=seed)] if last else [PlotCallback()]
+        trainer = Trainer(
+            model,
+            ds,
+            tcfg,
+            run_dir,
+            data_spec=spec,
+            quiet=not progress,
+            overwrite=True,
+            init_from=init,
+            callbacks=plots,
+        )
         train_s += trainer.fit()["train_seconds"]  # the loop only: not plots, evaluation or checkpoints
         previous = run_dir
     torch.manual_seed(seed)
@@ -235,8 +248,6 @@ def _measure(
     )
     peak = peak_memory_mb(device)  # training and evaluation
     opts = to_dict(sample_opt)
-    if result["sampling"]:  # the run's own samples.png used the default options: draw the row's
-        save_samples(model, run_dir / "samples.png", seed=seed, data=ds.test.x if points2d else None, options=opts)
     if points2d:
         (out / "density").mkdir(exist_ok=True)
         path = out / "density" / f"{name}.png"
@@ -272,7 +283,7 @@ def _measure_in_parallel(models, jobs, quality, options, sample_opts, common, ec
     import the caller's main module, so a script that calls this must do so under
     ``if __name__ == "__main__":``, as any script that starts processes."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
     from deepgen.errors import DeepgenError
@@ -287,13 +298,20 @@ def _measure_in_parallel(models, jobs, quality, options, sample_opts, common, ec
             pool.submit(_measure_job, name, quality, options.get(name, {}), sample_opts[name], common, echo)
             for name in models
         ]
-        try:
+        # the first failure cancels the models not yet started (those running finish first)
+        wait(futures, return_when=FIRST_EXCEPTION)
+        failed = [f for f in futures if f.done() and not f.cancelled() and f.exception() is not None]
+        if not failed:
             return [f.result() for f in futures]
-        except BrokenProcessPool as e:
+        for f in futures:
+            f.cancel()
+        error = failed[0].exception()
+        if isinstance(error, BrokenProcessPool):
             raise DeepgenError(
                 "a compare job's process died before returning its row (out of memory? in a script, call "
                 "run_compare(jobs=N) under 'if __name__ == \"__main__\":'); rerun with jobs=1 to see the error"
-            ) from e
+            ) from error
+        raise error
 
 
 def _measure_job(name, quality, opts, sample_opt, common, echo: bool) -> dict:

@@ -63,18 +63,21 @@ class Callback:
 class PlotCallback(Callback):
     """End of training: ``loss.png`` and ``samples.png`` (a density map with samples for 2D data).
 
-    ``out``/``data`` default to the trainer's run folder and dataset.
+    ``out``/``data`` default to the trainer's run folder and dataset; ``options`` (sampling
+    options, default the model's) and ``seed`` choose how samples.png is drawn.
     """
 
-    def __init__(self, out: str | Path | None = None, data=None):
-        self.out, self.data = out, data
+    def __init__(self, out: str | Path | None = None, data=None, options: dict | None = None, seed: int = 0):
+        self.out, self.data, self.options, self.seed = out, data, options, seed
 
     def on_end(self, trainer, summary):
         from deepgen.plots import write_run_plots  # presentation is imported here, never by the engine
 
         model = trainer.model
         try:
-            return write_run_plots(self.out or trainer.out, model, self.data or trainer.data)
+            return write_run_plots(
+                self.out or trainer.out, model, self.data or trainer.data, options=self.options, seed=self.seed
+            )
         finally:
             model.eval()  # write_run_plots leaves the model training; fit() promises eval mode
 
