@@ -249,3 +249,35 @@ def test_bad_options():
         HVAEConfig(min_std=1.5)
     with pytest.raises(ConfigError):
         HVAEConfig(width=0)
+
+
+def test_kl_warmup_weights_every_layer_and_survives_resume(tmp_path):
+    """kl_warmup = 4: the loss is -(rec - w KL)/dim with w = 0, 0.25, ... counted in training
+    losses only; the logged ELBO stays the true one; a resumed run continues the ramp."""
+    model = _model(MOONS, kl_warmup=4)
+    x = _data(MOONS, 16)
+    torch.manual_seed(1)
+    out = model.loss(x)
+    assert out["kl_weight"] == 0 and out["kl"] > 0
+    assert torch.allclose(out["loss"], -out["rec"] / 2) and torch.allclose(out["elbo"], out["rec"] - out["kl"])
+    with torch.no_grad():
+        model.loss(x)
+    assert model.kl_step.item() == 1  # evaluation without gradients does not count
+    model.kl_step.fill_(2)
+    torch.manual_seed(1)
+    out = model.loss(x)
+    assert out["kl_weight"] == 0.5 and torch.allclose(out["loss"], -(out["rec"] - 0.5 * out["kl"]) / 2)
+    assert "kl_weight" not in _model(MOONS).loss(x)  # without warm-up: the plain ELBO, no buffer
+    assert "kl_step" not in _model(MOONS).state_dict()
+    with pytest.raises(ConfigError, match="kl_warmup"):
+        HVAEConfig(kl_warmup=-1)
+
+    ds = load_dataset(DataSpec("moons", n_train=128))
+    cfg = dict(batch_size=16, progress=False, eval_every=0, log_every=1, ckpt_every=0, threads=1)
+    opts = {**HVAE.test_options, "kl_warmup": 4}
+    Trainer(HVAE(ds.info, HVAEConfig(**opts)), ds, TrainConfig(steps=2, **cfg), tmp_path, plots=False, quiet=True).fit()
+    m = HVAE(ds.info, HVAEConfig(**opts))
+    Trainer(m, ds, TrainConfig(steps=5, **cfg), tmp_path, plots=False, quiet=True, resume=True).fit()
+    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert [r["kl_weight"] for r in rows if r.get("split") == "train"] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert m.kl_step.item() == 5

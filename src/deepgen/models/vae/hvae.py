@@ -57,6 +57,7 @@ from deepgen.config import check_positive
 from deepgen.errors import ConfigError
 from deepgen.models.density import LatentVariableModel
 from deepgen.models.vae.vae import IS_BLOCK_BYTES as _VAE_BLOCK_BYTES
+from deepgen.models.vae.warmup import KLWarmup
 from deepgen.nn import arch_for, downsample_sizes, likelihood_head
 from deepgen.registry import register
 
@@ -84,6 +85,9 @@ class HVAEConfig:
         min_std: floor of every prior and posterior standard deviation (``min_std + softplus``).
         skip_threshold: skip an update whose gradient norm is above this (or not finite) and count
             it (VD-VAE); none disables skipping. The loss is per dimension, so norms are O(1-100).
+        kl_warmup: training steps over which the weight of every layer's KL ramps linearly from 0 to
+            1 (:mod:`deepgen.models.vae.warmup`; the Ladder VAE's warm-up, Sønderby et al. 2016,
+            against inactive latent layers); 0 = off. The logged ``elbo`` is always the true ELBO.
     """
 
     scales: tuple[int, ...] = (2, 2, 2)
@@ -95,9 +99,12 @@ class HVAEConfig:
     decoder_std: Literal["shared", "per-example"] = "shared"
     min_std: float = 1e-3
     skip_threshold: float | None = 400.0
+    kl_warmup: int = 0
 
     def __post_init__(self):
         check_positive(self, "width", "z_dim", "enc_blocks", "min_std", "skip_threshold")
+        if self.kl_warmup < 0:
+            raise ConfigError(f"HVAEConfig.kl_warmup must be >= 0 steps, got {self.kl_warmup}")
         if not self.scales or any(int(n) != n or n < 1 for n in self.scales):
             raise ConfigError(f"HVAEConfig.scales must be one or more positive integers, got {self.scales}")
         if self.min_std >= 1:
@@ -196,7 +203,7 @@ class TopDownCell(nn.Module):
 
 
 @register("hvae")
-class HVAE(LatentVariableModel):
+class HVAE(KLWarmup, LatentVariableModel):
     """Hierarchical VAE (VD-VAE style): a bottom-up encoder and a top-down stack of latent layers.
 
     Public pieces: :meth:`posterior_means` (every layer's, as a list), :meth:`encode` /
@@ -247,6 +254,7 @@ class HVAE(LatentVariableModel):
             nn.ModuleList(TopDownCell(w, mid, cfg.z_dim, conv, n_layers, cfg.min_std) for _ in range(n)) for n in scales
         )
         self.register_buffer("skipped_updates", torch.zeros((), dtype=torch.long))
+        self._setup_kl_warmup(cfg.kl_warmup)
         self._is_block: int | None = None
 
     @property
@@ -356,8 +364,13 @@ class HVAE(LatentVariableModel):
         kls = [layer["kl"] for layer in layers]
         kl = torch.stack(kls, 1).sum(1)
         elbo = rec - kl
-        out = {"loss": -elbo.mean() / self.info.dim, "elbo": elbo.mean().detach(), "rec": rec.mean().detach()}
+        weight = self.warmup_factor()
+        self.count_kl_step()
+        loss = -(rec.mean() - weight * kl.mean()) / self.info.dim
+        out = {"loss": loss, "elbo": elbo.mean().detach(), "rec": rec.mean().detach()}
         out["kl"] = kl.mean().detach()
+        if self.config.kl_warmup:
+            out["kl_weight"] = weight.detach()
         out.update({f"kl_{i}": k.mean().detach() for i, k in enumerate(kls)})
         return out
 

@@ -50,6 +50,7 @@ from deepgen.config import check_positive
 from deepgen.distributions import kl_normal_standard, standard_normal_log_prob
 from deepgen.errors import ConfigError
 from deepgen.models.density import LatentVariableModel, mean_with_stderr
+from deepgen.models.vae.warmup import KLWarmup
 from deepgen.nn import MLP, ConvDecoder, ConvEncoder, arch_for, likelihood_head
 from deepgen.registry import register
 
@@ -120,7 +121,7 @@ class VAESampleConfig:
 
 
 @register("vae")
-class VAE(LatentVariableModel):
+class VAE(KLWarmup, LatentVariableModel):
     """Variational autoencoder: ELBO training, ELBO bound and importance-sampled log p(x).
 
     Networks: ``encoder`` (x -> 2 * latent_dim: mean and log-variance of q(z|x)) and ``decoder``
@@ -156,9 +157,7 @@ class VAE(LatentVariableModel):
             self.decoder = MLP(cfg.latent_dim, info.dim * p, tuple(reversed(cfg.hidden)))
         self.likelihood = head
         self._is_block: int | None = None
-        self._grad_accum = 1
-        if cfg.kl_warmup:  # only then: checkpoints of runs without warm-up keep their keys
-            self.register_buffer("kl_step", torch.zeros((), dtype=torch.float64))
+        self._setup_kl_warmup(cfg.kl_warmup)
         # checkpoints written before the shared heads stored the Gaussian's log-std as "log_std"
         self.register_load_state_dict_pre_hook(_rename_old_log_std)
 
@@ -192,8 +191,7 @@ class VAE(LatentVariableModel):
         kl_dims = kl_normal_per_dim(mu, logvar)
         kl = kl_dims.sum(1)
         weight = self.kl_weight()
-        if self.config.kl_warmup and self.training and torch.is_grad_enabled():
-            self.kl_step.add_(1.0 / self._grad_accum)
+        self.count_kl_step()
         loss = -(rec.mean() - weight * self.kl_penalty(kl_dims)) / self.info.dim
         return {
             "loss": loss,
@@ -208,14 +206,7 @@ class VAE(LatentVariableModel):
         ``beta * min(1, step / kl_warmup)``, or ``beta`` without warm-up. From the step count it is a
         0-d tensor on the model's device (no host synchronisation per step).
         """
-        cfg = self.config
-        if not cfg.kl_warmup:
-            return cfg.beta
-        if step is None:
-            # floor: every micro-batch of one accumulated step gets that step's weight (1e-6 absorbs
-            # the rounding of k additions of 1/k)
-            return (cfg.beta * torch.clamp(torch.floor(self.kl_step + 1e-6) / cfg.kl_warmup, max=1.0)).float()
-        return cfg.beta * min(1.0, step / cfg.kl_warmup)
+        return self.config.beta * self.warmup_factor(step)
 
     def kl_penalty(self, kl_dims: torch.Tensor) -> torch.Tensor:
         """The batch's KL term, scalar, from per-dimension KLs (B, latent): their batch mean summed
@@ -224,11 +215,6 @@ class VAE(LatentVariableModel):
         if self.config.free_bits:
             per_dim = torch.clamp(per_dim, min=self.config.free_bits)
         return per_dim.sum()
-
-    def configure_optimizers(self, cfg):
-        # micro-batches per optimiser step, so that kl_step counts steps (see the class docstring)
-        self._grad_accum = max(1, int(getattr(cfg, "grad_accum", 1) or 1))
-        return super().configure_optimizers(cfg)
 
     def log_importance_weights(self, x, k):
         mu, logvar = self.posterior(x)
