@@ -63,7 +63,7 @@ def run_compare(
 
     ``jobs`` N > 1 trains and measures N models at a time, each in its own process with
     ``threads`` torch threads (default 1), in the order of ``models``; the rows are the same
-    measurements (the table keeps ``models``' order), but each model's speeds are then those of
+    measurements (in ``models``' order, as with one job), but each model's speeds are then those of
     one thread beside other jobs, and its peak memory is its own process's. From a script, call it
     under ``if __name__ == "__main__":`` (the workers are spawned and import the main module).
     """
