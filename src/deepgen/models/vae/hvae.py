@@ -86,8 +86,8 @@ class HVAEConfig:
         skip_threshold: skip an update whose gradient norm is above this (or not finite) and count
             it (VD-VAE); none disables skipping. The loss is per dimension, so norms are O(1-100).
         kl_warmup: training steps over which the weight of every layer's KL ramps linearly from 0 to
-            1 (:mod:`deepgen.models.vae.warmup`; the Ladder VAE's warm-up, Sønderby et al. 2016,
-            against inactive latent layers); 0 = off. The logged ``elbo`` is always the true ELBO.
+            1 (the Ladder VAE's warm-up, Sønderby et al. 2016, against inactive latent layers);
+            0 = off. The logged ``elbo`` is always the true ELBO.
     """
 
     scales: tuple[int, ...] = (2, 2, 2)
