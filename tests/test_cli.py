@@ -81,11 +81,12 @@ def test_train_sample_score_eval_on_digits(vae_run, tmp_path):
     mean = lambda rs: np.mean([float(r["nll_nats"]) for r in rs])  # noqa: E731
     assert mean(rows) < mean(rows_elbo)  # the IS estimate is tighter than the ELBO
 
-    p = deepgen("eval", vae_run, "--k", "10", "--n-samples", "500", "--out", tmp_path / "e.json")
+    p = deepgen("eval", vae_run, "--k", "10", "--examples", "120", "--n-samples", "500", "--out", tmp_path / "e.json")
     assert p.returncode == 0, p.stderr
     res = json.load(open(tmp_path / "e.json"))
     m = res["metrics"]
     assert m["nll"]["kind"] == "estimate" and m["bpd"]["value"] > 0
+    assert m["nll"]["n"] == 120 and "120 of 360 test examples" in p.stdout
     assert m["fid"]["value"] > 0 and "deepgen-digits" in m["fid"]["label"]
     for key in ("kid", "precision", "recall", "is", "sampling_speed", "parameters"):
         assert m[key]["value"] is not None, key

@@ -27,3 +27,33 @@ def test_quiet_evaluation_prints_nothing(moons, capsys):
     model = build_model("gmm", moons.info, {"components": 2}, seed=0)
     evaluate(model, moons, n_samples=100)
     assert capsys.readouterr().err == ""
+
+
+def test_examples_sets_how_many_test_examples_are_scored(digits, capsys, monkeypatch):
+    monkeypatch.setattr(VAE, "eval_examples", 100)
+    monkeypatch.setattr(VAE, "eval_k", 4)
+    model = build_model("vae", digits.info, {"latent_dim": 2, "channels": (4, 8)}, seed=0)
+    small = evaluate(model, digits, examples=30, n_samples=50, progress=True)["metrics"]["nll"]
+    assert small["n"] == 30 and "30 of 360 test examples" in small["method"]
+    assert "0/30 " in capsys.readouterr().err  # the progress bar counts the examples actually scored
+    full_k = evaluate(model, digits, examples=40, full=True, n_samples=50)["metrics"]["nll"]
+    assert full_k["n"] == 40  # --examples sets the count, --full the papers' K
+    every = evaluate(model, digits, examples=10_000, n_samples=50)["metrics"]["nll"]
+    assert every["n"] == 360 and "of 360" not in every["method"]
+
+
+def test_a_smaller_subset_lies_inside_a_larger_one(digits):
+    from deepgen.evaluate.likelihood import subset
+
+    rows = {tuple(r.flatten().tolist()) for r in subset(digits.test, 200).x}
+    assert all(tuple(r.flatten().tolist()) in rows for r in subset(digits.test, 50).x)
+
+
+def test_examples_below_one_is_refused(digits):
+    import pytest
+
+    from deepgen.errors import ConfigError
+
+    model = build_model("gmm", digits.info, {"components": 2}, seed=0)
+    with pytest.raises(ConfigError, match="at least 1"):
+        evaluate(model, digits, examples=0, n_samples=50)

@@ -18,6 +18,7 @@ EPILOG = """Examples:
   deepgen eval runs/vae-digits                       # the run's own data (test split)
   deepgen eval runs/vae-digits --full                # the papers' budget (e.g. K = 5000 importance samples)
   deepgen eval runs/ddpm-digits -s sampler=ddim -s steps=50 --method ode
+  deepgen eval runs/ddpm-mnist --method ode --examples 100 --n-samples 100   # a smaller budget
   deepgen eval runs/gan-mnist --data mnist --data-dir ~/data --n-samples 10000
   deepgen eval runs/x --features inception:~/data/pt_inception-2015-12-05-6726825d.pth
 Writes RUN/eval.json (or --out). Metrics that do not apply print n/a with the reason.
@@ -38,6 +39,13 @@ def add_parser(sub):
     p.add_argument("--k", type=int, help="Monte Carlo samples for bounds/estimates (default: the model's budget)")
     p.add_argument("--method", help="a likelihood method the model offers besides its default (deepgen list -v)")
     p.add_argument("--full", action="store_true", help="the papers' evaluation budget (slow; e.g. K = 5000)")
+    p.add_argument(
+        "--examples",
+        type=int,
+        metavar="N",
+        help="score a seeded subset of N test examples (default: the model's budget, e.g. 500 for "
+        "diffusion models; all with --full or for exact single-pass densities)",
+    )
     p.add_argument("--n-samples", type=int, help="samples for quality metrics (default: size of the reference)")
     p.add_argument("--features", help="feature network: deepgen-digits, deepgen-mnist, inception:PATH or a file")
     p.add_argument("--weights", choices=["auto", "ema", "raw"], default="auto")
@@ -94,6 +102,7 @@ def run(args) -> int:
         k=args.k,
         method=args.method,
         full=args.full,
+        examples=args.examples,
         n_samples=args.n_samples,
         seed=args.seed,
         features=args.features,

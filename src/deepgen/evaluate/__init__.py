@@ -29,6 +29,7 @@ from deepgen.evaluate.likelihood import (
     log_likelihoods,
     na,
     nll_metrics,
+    scored_examples,
     summarize,
 )
 from deepgen.evaluate.progress import Progress
@@ -87,13 +88,16 @@ def evaluate(
     features: str | None = None,
     sample_options: dict | None = None,
     full: bool = False,
+    examples: int | None = None,
     equal_n: bool = False,
     progress: bool | Progress = False,
 ) -> dict:
     """Every applicable metric for ``model`` on ``ds`` (test split for NLL), labelled.
 
     ``k``/``method``: the likelihood's Monte Carlo samples and method (default: the model's
-    ``eval_k``, or ``eval_k_full`` with ``full``); ``sample_options``: the model's sampling options,
+    ``eval_k``, or ``eval_k_full`` with ``full``); ``examples``: how many test examples the
+    likelihood scores (default: the model's ``eval_examples`` budget, all with ``full``);
+    ``sample_options``: the model's sampling options,
     recorded in the result as ``sampling`` (e.g. "DDIM, 50 steps"); ``equal_n``: draw exactly
     ``quality.n`` samples, the size of the real-data floor row (comparisons). ``progress``: print
     a line per phase (likelihood, sampling, features, distances) with the time left; the phases'
@@ -128,8 +132,11 @@ def evaluate(
         metrics["parameters"] = {"value": model.num_parameters, "label": "parameters"}
         return {**result, "metrics": metrics, "timings": prog.timings}
     if model.density_kind.value != "none" or method is not None:
-        with prog.phase("likelihood", len(ds.test), "examples") as update:
-            metrics = nll_metrics(model, ds.test, info, k=k, method=method, full=full, progress=update)
+        n_scored = scored_examples(model, len(ds.test), default_k(model, k, full=full), full=full, examples=examples)
+        with prog.phase("likelihood", n_scored, "examples") as update:
+            metrics = nll_metrics(
+                model, ds.test, info, k=k, method=method, full=full, examples=examples, progress=update
+            )
     else:
         metrics = nll_metrics(model, ds.test, info)
     floor = entropy_floor(info)

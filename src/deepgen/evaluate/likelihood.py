@@ -12,6 +12,7 @@ import math
 import torch
 
 from deepgen.data import DataInfo, Split
+from deepgen.errors import ConfigError
 from deepgen.metrics.likelihood import bits_per_dim, summarize_nll
 from deepgen.models.base import DensityKind, GenerativeModel, LogLikelihood
 
@@ -107,6 +108,24 @@ def subset(split: Split, n: int, seed: int = 0) -> Split:
     return Split(split.x[idx], None if split.y is None else split.y[idx])
 
 
+def scored_examples(
+    model: GenerativeModel, n_all: int, k: int | None, *, full: bool = False, examples: int | None = None
+) -> int:
+    """How many of ``n_all`` test examples a likelihood evaluation scores.
+
+    ``examples`` when given (at most ``n_all``); otherwise all of them with ``full`` or for a
+    single-pass density (``k == 1``), and the model's ``eval_examples`` budget for the costly ones
+    (importance sampling, bounds over T diffusion steps, ODE solves).
+    """
+    if examples is not None:
+        if examples < 1:
+            raise ConfigError(f"examples must be at least 1, got {examples}")
+        return min(examples, n_all)
+    if not full and model.eval_examples and model.eval_examples < n_all and (k is None or k > 1):
+        return model.eval_examples
+    return n_all
+
+
 def nll_metrics(
     model: GenerativeModel,
     split: Split,
@@ -115,15 +134,20 @@ def nll_metrics(
     k: int | None = None,
     method: str | None = None,
     full: bool = False,
+    examples: int | None = None,
     progress=None,
 ) -> dict:
     """Test NLL (nats, raw units) and bits/dim, labelled; n/a with the model's reason otherwise.
 
-    An unnormalised model reports the mean of -E(x) instead (``neg_energy``): not an NLL, since
-    log Z is unknown, and never converted to bits/dim.
+    ``examples``: score a seeded subset of this many test examples (the same subset for the
+    same number, and a smaller subset lies inside a larger one) instead of :func:`scored_examples`'
+    default. An unnormalised model reports the mean of -E(x) instead (``neg_energy``): not an NLL,
+    since log Z is unknown, and never converted to bits/dim.
     """
     kind = model.density_kind
     if kind == DensityKind.UNNORMALISED and method is None:
+        if examples is not None and examples < len(split):
+            split = subset(split, scored_examples(model, len(split), None, examples=examples))
         ll = log_likelihoods(model, split.x, y=split.y, progress=progress)
         reason = "unnormalised density: -E(x) omits the unknown log Z, so it is not an NLL"
         return {
@@ -142,8 +166,9 @@ def nll_metrics(
         return {"nll": na("NLL (nats)", reason), "bpd": na("bits/dim", reason)}
     k = default_k(model, k, full=full)
     n_all = len(split)
-    if not full and model.eval_examples and model.eval_examples < n_all and (k is None or k > 1):
-        split = subset(split, model.eval_examples)
+    n = scored_examples(model, n_all, k, full=full, examples=examples)
+    if n < n_all:
+        split = subset(split, n)
     ll = log_likelihoods(model, split.x, y=split.y, k=k, method=method, progress=progress)
     s = summarize(ll, info)
     method_text = s.method if s.n == n_all else f"{s.method}, {s.n:,} of {n_all:,} test examples"
