@@ -8,6 +8,8 @@ unused (a parameter only rank 1 uses, through the manual all-reduce), or per-ran
 buffer):
 
     ddp_worker.py per-rank OUT STEPS     # trains (or resumes) OUT/run to STEPS, saves each rank's buffer
+    ddp_worker.py patience OUT           # early stopping decided on rank 0: every rank stops at its step
+    ddp_worker.py fails OUT              # rank 0's evaluation raises: the job must end, not hang
 """
 
 import sys
@@ -97,6 +99,24 @@ if name == "per-rank":  # one run per process launch: a process group is joined 
     t = Trainer(gmm(PerRankChain, ds), ds, cfg, f"{out}/run", plots=False, quiet=True, resume=True)
     t.fit()
     torch.save(t.model.chain.clone(), f"{out}/chain{t.dist.rank}-{steps}.pt")
+    sys.exit(0)
+if name == "fails":
+    model = build_model("vae", ds.info, {"hidden": (16, 16), "latent_dim": 2}, seed=0)
+
+    def broken(x, y=None):
+        raise RuntimeError("evaluation failed on rank 0")
+
+    model.evaluate = broken
+    cfg = TrainConfig(**{**cfg.__dict__, "steps": 100, "eval_every": 2, "eval_examples": 64})
+    Trainer(model, ds, cfg, f"{out}/run", plots=False, quiet=True).fit()
+if name == "patience":  # validation NLLs 3, 4 at steps 2, 4: patience 1 stops at step 4 of 100
+    model = build_model("vae", ds.info, {"hidden": (16, 16), "latent_dim": 2}, seed=0)
+    values = iter([3.0, 4.0])
+    model.evaluate = lambda x, y=None: {"nll": next(values)}  # called on rank 0 only
+    cfg = TrainConfig(**{**cfg.__dict__, "steps": 100, "eval_every": 2, "eval_examples": 64, "patience": 1})
+    t = Trainer(model, ds, cfg, f"{out}/run", plots=False, quiet=True)
+    summary = t.fit()
+    torch.save({"step": t.step, "stopped_early": summary["stopped_early"]}, f"{out}/rank{t.dist.rank}.pt")
     sys.exit(0)
 if name == "unused":
     model = gmm(UnusedOnRank0, ds)

@@ -100,6 +100,24 @@ def test_parameter_unused_on_one_rank(tmp_path):
 
 
 @pytest.mark.slow
+def test_early_stopping_stops_every_rank_at_the_same_step(tmp_path):
+    """Only rank 0 evaluates; its decision to stop reaches the others (no rank trains on alone)."""
+    p = run([str(HERE / "ddp_worker.py"), "patience", str(tmp_path)], timeout=120)
+    assert p.returncode == 0, p.stderr[-3000:]
+    for r in (0, 1):
+        assert torch.load(tmp_path / f"rank{r}.pt", weights_only=True) == {"step": 4, "stopped_early": True}
+    assert torch.load(tmp_path / "run" / "best.pt", weights_only=True)["step"] == 2
+
+
+@pytest.mark.slow
+def test_an_error_on_one_rank_ends_the_job(tmp_path):
+    """Rank 0 fails mid-run while rank 1 waits in a gradient all-reduce: rank 0 must leave without
+    waiting for rank 1 at the exit barrier (it would wait for ever), so torchrun stops the job."""
+    p = run([str(HERE / "ddp_worker.py"), "fails", str(tmp_path)], timeout=120)
+    assert p.returncode != 0 and "evaluation failed on rank 0" in p.stderr
+
+
+@pytest.mark.slow
 def test_per_rank_buffers_survive_start_and_resume(tmp_path):
     """A fresh start keeps each rank's own buffer, and 8 straight steps equal 4 + resume + 4 on every rank."""
     for folder, steps in (("straight", 8), ("resumed", 4), ("resumed", 8)):

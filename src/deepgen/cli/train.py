@@ -16,6 +16,7 @@ EPILOG = """Examples:
   deepgen train vae --data digits --config my.toml             # [model], [train], [data] tables
   deepgen train vae --data mnist --device cuda --precision bf16 --grad-accum 4
   deepgen train vae --data digits --sample-every 500           # samples/step_000500.png, ...
+  deepgen train made --data digits --eval-every 100 --patience 5   # early stopping; best.pt
   deepgen train vae --data digits --init-from runs/v:encoder   # start from a trained encoder
   torchrun --nproc_per_node=2 -m deepgen train vae --data digits --out runs/ddp
 """
@@ -41,6 +42,8 @@ TRAIN_FLAGS = {
     "precision": "precision",
     "compile": "compile",
     "steps_per_call": "steps_per_call",
+    "keep_best": "keep_best",
+    "patience": "patience",
 }
 
 
@@ -84,6 +87,18 @@ def add_train_args(p) -> None:
         metavar="N",
         help="take up to N steps in one call of the model's fused update (models that have one: rbm, "
         "default 100); logging, evaluation and checkpoints stay at their steps",
+    )
+    g.add_argument(
+        "--keep-best",
+        action="store_true",
+        default=None,
+        help="also keep best.pt, the checkpoint of the lowest validation NLL (deepgen eval RUN/best.pt)",
+    )
+    g.add_argument(
+        "--patience",
+        type=int,
+        metavar="N",
+        help="stop when N evaluations in a row have not lowered the validation NLL (keeps best.pt)",
     )
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -222,6 +237,9 @@ def print_summary(s: dict, model, info) -> None:
         print(f"  validation NLL {s['val_nll']:.4f} nats{unit} ({label})")
     elif "loss" in s:
         print(f"  final training loss {fmt(s['loss'])}")
+    if s.get("best_step") is not None:
+        how = "stopped early; " if s.get("stopped_early") else ""
+        print(f"  {how}best validation NLL {s['best_val_nll']:.4f} nats at step {s['best_step']}: {run}/best.pt")
     files = sorted(p.name for p in Path(run).iterdir() if p.is_file() and not p.name.startswith("."))
     print(f"  files: {', '.join(files)}")
     if not s.get("interrupted"):
@@ -230,4 +248,5 @@ def print_summary(s: dict, model, info) -> None:
             if model.samples_from_noise
             else f"deepgen translate {run} --out translated.png"
         )
-        print(f"next: {first}   |   deepgen eval {run}")
+        best = f"   |   deepgen eval {run}/best.pt" if s.get("best_step") is not None else ""
+        print(f"next: {first}   |   deepgen eval {run}{best}")

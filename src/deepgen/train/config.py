@@ -33,6 +33,13 @@ class TrainConfig:
     1, and the results agree up to float rounding (with a random per-batch transform, such as
     dynamic binarisation, they agree in distribution: a call draws its batches' transforms before
     its updates' random numbers).
+
+    ``keep_best`` writes ``best.pt`` (a checkpoint in the same format, which ``load_run``, ``deepgen
+    eval RUN/best.pt`` and ``sample`` read) after every evaluation whose validation NLL (the ``nll``
+    of the model's held-out numbers: exact, a bound or an estimate, as the model's density is) is
+    the lowest so far. ``patience`` N > 0 also stops training when N evaluations in a row have not
+    lowered it (early stopping with a look-ahead of N evaluations, as the MADE authors' 30 epochs);
+    it implies ``keep_best``. Both need ``eval_every`` > 0.
     """
 
     steps: int = 2000
@@ -57,6 +64,8 @@ class TrainConfig:
     precision: Literal["fp32", "bf16"] = "fp32"
     compile: bool = False
     steps_per_call: int = 1
+    keep_best: bool = False
+    patience: int = 0
 
     def __post_init__(self):
         check_positive(self, "steps", "batch_size", "lr", "threads", "eval_examples", "grad_accum", "steps_per_call")
@@ -68,9 +77,17 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ConfigError(f"TrainConfig.grad_clip must be > 0 or None, got {self.grad_clip}")
-        for n in ("log_every", "eval_every", "ckpt_every", "warmup_steps"):
+        for n in ("log_every", "eval_every", "ckpt_every", "warmup_steps", "patience"):
             if getattr(self, n) < 0:
                 raise ConfigError(f"TrainConfig.{n} must be >= 0")
+        if self.tracks_best and not self.eval_every:
+            what = "patience" if self.patience else "keep_best"
+            raise ConfigError(f"TrainConfig.{what} watches the validation NLL, which needs eval_every > 0")
+
+    @property
+    def tracks_best(self) -> bool:
+        """Whether the trainer keeps ``best.pt`` (``keep_best``, or ``patience`` > 0)."""
+        return self.keep_best or self.patience > 0
 
     def lr_factor(self, step: int) -> float:
         """Multiplier of ``lr`` at ``step`` (linear warm-up, then constant or cosine decay to 0)."""
@@ -98,4 +115,6 @@ RESUMABLE_CHANGES = (
     "threads",
     "compile",
     "steps_per_call",
+    "keep_best",
+    "patience",
 )

@@ -103,13 +103,18 @@ def wrap_ddp(model: torch.nn.Module, info: DistInfo, ignore: tuple[str, ...] = (
     )
 
 
-def teardown(info: DistInfo) -> None:
+def teardown(info: DistInfo, barrier: bool = True) -> None:
     """Leave the process group together: without the barrier, rank 0 (which hosts the rendezvous
     store) can tear it down while another rank is still leaving, and that rank aborts with
-    "terminate called without an active exception" (seen about once in six loaded test runs)."""
+    "terminate called without an active exception" (seen about once in six loaded test runs).
+
+    ``barrier=False`` when this rank leaves on an error: the other ranks are then waiting in a
+    collective of the training loop, not at the barrier, so waiting for them would hang this rank
+    for ever; leaving at once lets torchrun see the failure and stop the others."""
     if info.enabled and dist.is_initialized():
         try:
-            dist.barrier()
+            if barrier:
+                dist.barrier()
         finally:
             dist.destroy_process_group()
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import os
 import signal
 import sys
@@ -46,6 +47,7 @@ from deepgen.train.ema import EMA
 from deepgen.train.evaluation import evaluate
 from deepgen.train.monitor import DivergenceGuard, MetricWindow, host_sync_is_free
 from deepgen.train.rundir import MetricsLog, write_config
+from deepgen.train.state import fresh_best
 from deepgen.train.step import StepContext
 
 __all__ = ["Trainer", "StepContext", "TrainConfig", "TrainingDiverged"]
@@ -117,6 +119,8 @@ class Trainer:
         self.step = 0
         self.batches_drawn = 0
         self._stop_requested = False
+        self.best = fresh_best()  # the lowest validation NLL so far (keep_best / patience)
+        self.stopped_early = False
         self.last_checkpoint_step: int | None = None
         self._log: MetricsLog | None = None
         self._host_sync: bool | None = None  # None: by device (monitor.host_sync_is_free); tests force it
@@ -125,6 +129,11 @@ class Trainer:
     @property
     def checkpoint_path(self) -> Path:
         return self.out / "checkpoint.pt"
+
+    @property
+    def best_path(self) -> Path:
+        """``best.pt``: the checkpoint of the lowest validation NLL (``keep_best`` / ``patience``)."""
+        return self.out / "best.pt"
 
     # -- public ------------------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
@@ -141,8 +150,11 @@ class Trainer:
                 "already holds the weights); drop --init-from, or train into another --out"
             )
         self.dist = D.setup(self.config.device)
+        failed = True
         try:
-            return self._fit()
+            summary = self._fit()
+            failed = False
+            return summary
         finally:
             # drop every reference to the DDP wrapper (forward_module holds one too) before the process
             # group goes: a reducer that outlives destroy_process_group aborts the rank at exit
@@ -150,7 +162,7 @@ class Trainer:
             self.forward_module = self.model
             if self.dist.enabled:  # a full collection costs 0.2-0.5 s in a busy process: only when it matters
                 gc.collect()
-            D.teardown(self.dist)
+            D.teardown(self.dist, barrier=not failed)
 
     def eval_weights(self):
         """Context manager: the EMA weights loaded into the model, when the run keeps an EMA."""
@@ -267,6 +279,8 @@ class Trainer:
             D.broadcast_module(model, skip=per_rank)
             if self.ema is not None:
                 self.ema = EMA(model, cfg.ema_decay)
+        if dist.is_main:
+            self._check_best_file(resumed=ckpt is not None)
         if dist.enabled and default_step:
             self.ddp = D.wrap_ddp(model, dist, ignore=per_rank)
         self.forward_module = self.ddp or model
@@ -417,11 +431,26 @@ class Trainer:
                         self._log.write({"step": self.step, "split": "val", **ev})
                         last = {**last, **{f"val_{k}": v for k, v in ev.items()}}
                         self._callback("on_eval", self.step, ev)
-                if ckpt_now:
+                    if cfg.tracks_best:
+                        self._track_best(ev)
+                if eval_now and cfg.patience:
+                    early = self.best["stale"] >= cfg.patience if main else False
+                    self.stopped_early = D.any_rank(early, dist) if dist.enabled else early
+                if ckpt_now or self.stopped_early:
                     self.save_checkpoint()
                 for cb in show:
                     self._run_callback(cb, "on_step", self.step)
                 window_t0 = time.perf_counter()  # evaluation, checkpoints and callbacks are not training time
+                if self.stopped_early:
+                    if main and not self.quiet:
+                        b = self.best
+                        print(
+                            f"\nstopped early at step {self.step}: the validation NLL has not improved for "
+                            f"{cfg.patience} evaluation{'s' * (cfg.patience > 1)} (best {b['nll']:.4f} "
+                            f"at step {b['step']}, in {self.best_path})",
+                            file=sys.stderr,
+                        )
+                    break
                 if stop:
                     if main:
                         print(
@@ -442,6 +471,8 @@ class Trainer:
             "interrupted": self._stop_requested,
             **last,
         }
+        if cfg.tracks_best:
+            summary.update(best_step=self.best["step"], best_val_nll=self.best["nll"], stopped_early=self.stopped_early)
         if ema is not None:  # leave the model holding the weights evaluation and sampling use
             ema.copy_to_model()
         model.eval()
@@ -452,6 +483,39 @@ class Trainer:
             if paths:
                 summary["plots"] = paths
         return summary
+
+    # -- the best checkpoint and early stopping ---------------------------------------------------
+    def _track_best(self, ev: dict[str, float]) -> None:
+        """After an evaluation (rank 0): write ``best.pt`` when the validation NLL is the lowest so far,
+        and count the evaluations since the last improvement."""
+        if "nll" not in ev:
+            what = ", ".join(sorted(ev)) or "nothing"
+            raise ConfigError(
+                f"--keep-best and --patience watch the validation NLL, but {self.model.name} reports {what} "
+                "on validation data"
+            )
+        value = float(ev["nll"])
+        if math.isfinite(value) and value < self.best["nll"]:
+            self.best = {"step": self.step, "nll": value, "stale": 0}
+            S.save_best(self)
+        else:
+            self.best = {**self.best, "stale": self.best["stale"] + 1}
+
+    def _check_best_file(self, resumed: bool) -> None:
+        """A fresh run removes an earlier run's ``best.pt``. A resumed run keeps it when it holds the
+        checkpoint's best step; one written after the checkpoint (by a run that then stopped before
+        its next checkpoint) is from steps about to be retrained, so it goes, with the best so far."""
+        path = self.best_path
+        if not path.exists() or (resumed and not self.config.tracks_best):
+            return
+        if resumed:
+            step = load_checkpoint(path)["step"]
+            if step == self.best["step"]:
+                return
+            if not self.quiet:
+                print(f"{path} is from step {step}, not the checkpoint's best; removed", file=sys.stderr)
+            self.best = fresh_best()
+        path.unlink()
 
     def _set_lr(self, factor: float) -> None:
         for opt in self.optimizers.values():

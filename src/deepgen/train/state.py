@@ -13,6 +13,7 @@ and each rank gets its own back on resume. ``checkpoint["model"]`` holds rank 0'
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import torch
@@ -45,6 +46,11 @@ def rng_state(device: torch.device) -> dict:
     return state
 
 
+def fresh_best() -> dict:
+    """The best-checkpoint state before any evaluation: no step, an NLL of +inf, no stale evaluations."""
+    return {"step": None, "nll": math.inf, "stale": 0}
+
+
 def checkpoint_dict(t: Trainer, rng_states: list, per_rank: list | None = None) -> dict:
     ckpt = {
         "format": FORMAT,
@@ -63,6 +69,7 @@ def checkpoint_dict(t: Trainer, rng_states: list, per_rank: list | None = None) 
         "ema": None if t.ema is None else t.ema.state_dict(),
         "rng": rng_states,
         "per_rank_buffers": per_rank,
+        "best": dict(t.best),
     }
     if t.init_source is not None:  # provenance only: loading this checkpoint never reads the source
         ckpt["init_from"] = t.init_source
@@ -92,6 +99,13 @@ def save_checkpoint(t: Trainer) -> None:
         per_rank = [g["buffers"] for g in gathered] if names else None
         save_atomic(checkpoint_dict(t, states, per_rank), t.checkpoint_path)
     t.last_checkpoint_step = t.step
+
+
+def save_best(t: Trainer) -> None:
+    """Write ``best.pt`` atomically (rank 0, right after an evaluation): the checkpoint format with
+    this rank's RNG state, for ``load_run``/``deepgen eval``/``sample`` (training resumes from
+    ``checkpoint.pt``). Written from the weights as they are, raw and EMA, like ``checkpoint.pt``."""
+    save_atomic(checkpoint_dict(t, [rng_state(t.dist.device)]), t.best_path)
 
 
 def check_resumable(t: Trainer, ckpt: dict) -> None:
@@ -137,4 +151,5 @@ def restore(t: Trainer, ckpt: dict) -> None:
     cuda_state = ckpt["rng"][rank].get("cuda")
     if cuda_state is not None and device.type == "cuda":
         torch.cuda.set_rng_state(cuda_state.cpu(), device)
+    t.best = {**fresh_best(), **(ckpt.get("best") or {})}
     t.last_checkpoint_step = t.step
