@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The VAE family's benchmarks (issue 10), one section per argument, each at 1 thread:
-#   bash benchmarks/vae_family.sh digits|vae|iwae|vqvae|hvae [OUT]
+#   bash benchmarks/vae_family.sh digits|vae|vae-static|iwae|vqvae|hvae [OUT]
 # OUT defaults to runs/vae-family; MNIST comes from $DEEPGEN_DATA (or ../shared/data).
 # The VAE's and IWAE's MNIST evaluations are importance sampling with K = 5000 on the seeded 1,000 of the 10,000
 # test images that `deepgen eval` takes by default (--full would take all 10,000).
@@ -22,6 +22,14 @@ vae)  # one stochastic layer (50 units), 2 x 200 deterministic (Burda et al. 201
   $dg train vae "${mn[@]}" --binarize dynamic --steps "$steps" --batch-size 100 --lr 1e-3 --lr-schedule cosine \
     --eval-every "${VAE_EVAL_EVERY:-10000}" -o arch=mlp -o latent_dim=50 -o hidden=200,200 --out "$run" --overwrite
   $dg eval "$run" --k 5000 -q
+  ;;
+vae-static)  # the same VAE on the static binarised split (Larochelle's 50k/10k/10k), which it overfits:
+  # constant lr, early stopping on the validation ELBO (patience 4 evaluations = 40 epochs), evaluated at best.pt
+  run="$out/vae-static"
+  $dg train vae --data binarized-mnist --data-dir "$data" --threads 1 -q --steps "${VAE_STEPS:-200000}" \
+    --batch-size 100 --lr 1e-3 --eval-every 5000 --patience "${VAE_PATIENCE:-4}" \
+    -o arch=mlp -o latent_dim=50 -o hidden=200,200 --out "$run" --overwrite
+  $dg eval "$run/best.pt" --k 5000 -q --out "$run/eval.json"
   ;;
 iwae)
   $dg train iwae "${mn[@]}" --binarize dynamic --steps "${IWAE_STEPS:-12000}" --batch-size 100 --lr 1e-3 \
