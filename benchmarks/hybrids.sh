@@ -41,10 +41,15 @@ absorbing-digits|absorbing-mnist)
   $dg train vqvae "${d[@]}" -o stage=prior --init-from "$out/vq-ae-$tag:autoencoder" --out "$out/vq-ar-$tag" --overwrite
   $dg train absorbing-vq "${d[@]}" -o stage=prior --init-from "$out/vq-ae-$tag:autoencoder" \
     --out "$out/vq-absorbing-$tag" --overwrite
+  # the same prior trained on Unleashing Transformers' reweighted objective instead of the ELBO
+  $dg train absorbing-vq "${d[@]}" -o stage=prior -o prior_loss=reweighted \
+    --init-from "$out/vq-ae-$tag:autoencoder" --out "$out/vq-absorbing-rw-$tag" --overwrite
   $dg eval "$out/vq-ar-$tag" -q "${f[@]}"
-  for steps in 1 2 4 8 16 49; do
-    $dg eval "$out/vq-absorbing-$tag" -q "${f[@]}" -s steps="$steps" --out "$out/vq-absorbing-$tag/eval_steps$steps.json" \
-      2>/dev/null || break  # steps beyond the number of codes are refused
+  for run in vq-absorbing-$tag vq-absorbing-rw-$tag; do
+    for steps in 1 2 4 8 16 49; do
+      $dg eval "$out/$run" -q "${f[@]}" -s steps="$steps" --out "$out/$run/eval_steps$steps.json" \
+        2>/dev/null || break  # steps beyond the number of codes are refused
+    done
   done
   ;;
 *) echo "unknown section $what" >&2; exit 2 ;;

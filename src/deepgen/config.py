@@ -195,13 +195,15 @@ def config_fields(cls, which: str = "Config") -> list[dict]:
 
 
 def field_docs(dc: type) -> dict[str, str]:
-    """``{field: description}`` parsed from lines ``name: text`` (or ``a, b: text``) of a docstring."""
+    """``{field: description}`` parsed from lines ``name: text`` (or ``a, b: text``) of a docstring;
+    a subclass's docstring describes its own fields and its bases' describe theirs."""
     import re
 
     out: dict[str, str] = {}
     names = {f.name for f in dataclasses.fields(dc)}
+    docs = [k.__doc__ or "" for k in reversed(dc.__mro__) if dataclasses.is_dataclass(k)]
     current: list[str] = []
-    for line in (dc.__doc__ or "").splitlines():
+    for line in "\n".join(docs).splitlines():
         m = re.match(r"^\s*([\w, ]+):\s*(.*)$", line)
         keys = [k.strip() for k in m.group(1).split(",")] if m else []
         if keys and all(k in names for k in keys):

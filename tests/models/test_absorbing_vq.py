@@ -145,3 +145,32 @@ def test_a_class_conditional_prior_takes_labels(digits):
     assert model.log_likelihood(digits.test.x[:5], y=digits.test.y[:5]).values.shape == (5,)
     with pytest.raises(ConfigError, match="pass labels"):
         model.prior(torch.zeros(2, 4, dtype=torch.long))
+
+
+def test_the_reweighted_objective_weights_each_step_by_its_visible_share():
+    net = _prior().train()
+    z0 = torch.tensor([[1, 0, 1]] * 4)
+    torch.manual_seed(3)
+    t, nll = net.training_terms(z0)
+    assert t.min() >= 1 and t.max() <= L and (nll >= 0).all()
+    want = (1 - t.double() / (L + 1)) * nll.double()  # 3/4, 2/4, 1/4 for t = 1, 2, 3: never 0
+    assert torch.allclose(net.reweighted_nll(t, nll).double(), want)
+    torch.manual_seed(3)  # the same draw gives training mode's ELBO estimate
+    assert torch.allclose(net.log_prob(z0).double(), -L * nll.double() / t)
+
+
+def test_prior_loss_reweighted_trains_and_logs_the_bound(digits, tmp_path):
+    ae = build_model("absorbing-vq", digits.info, TINY, seed=0)
+    _fit(ae, digits, tmp_path / "ae", steps=20)
+    opts = {**TINY, "stage": "prior", "prior_loss": "reweighted"}
+    model = build_model("absorbing-vq", digits.info, opts, seed=1)
+    before = [p.detach().clone() for p in model.prior.parameters()]
+    _fit(model, digits, tmp_path / "prior", steps=20, init_from=f"{tmp_path / 'ae'}:autoencoder")
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.prior.parameters()))
+    model.train()
+    out = model.loss(digits.train.x[:64])
+    # the logged prior_nll is the ELBO estimate (T/t-weighted), the loss the smaller reweighted one
+    assert out["prior_nll"] > 0 and out["loss"] * digits.info.dim < out["prior_nll"]
+    assert load_run(tmp_path / "prior").model.config.prior_loss == "reweighted"
+    with pytest.raises(ConfigError, match="prior_loss: 'mlm' is not one of"):
+        build_model("absorbing-vq", digits.info, {**TINY, "prior_loss": "mlm"})
