@@ -77,7 +77,8 @@ class Trainer:
     (5, ['checkpoint.pt', 'config.json', 'metrics.jsonl'])
 
     Run directory: ``config.json``, ``checkpoint.pt`` (atomic, latest), ``metrics.jsonl`` (one JSON
-    object per logged step), plus whatever the ``callbacks`` write (see
+    object per logged step), ``best.pt`` with ``keep_best`` or ``patience`` (the checkpoint of the
+    lowest validation NLL; ``patience`` also stops early), plus whatever the ``callbacks`` write (see
     :mod:`deepgen.train.callbacks`). ``plots`` is a shorthand: None (default) adds the end-of-run
     :class:`~deepgen.train.callbacks.PlotCallback` (``loss.png``, ``samples.png``) when no
     ``callbacks`` are given, True always adds it, False never.
