@@ -243,3 +243,25 @@ def test_one_column_table(tmp_path):
     p = deepgen("train", "independent", "--data", tmp_path / "one.csv", "--steps", "5", "--out", tmp_path / "r", "-q")
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "r" / "samples.png").exists()
+
+
+def test_threads_is_accepted_by_every_command_that_computes(vae_run, tmp_path, capsys):
+    import argparse
+
+    import torch
+
+    from deepgen.cli import OWN_THREADS, build_parser, main
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, p in sub.choices.items():
+        has = any("--threads" in a.option_strings for a in p._actions)
+        assert has == (name not in {"list", "download"}), name
+    before = torch.get_num_threads()
+    try:
+        assert main(["sample", str(vae_run), "-n", "4", "--threads", "1", "--out", str(tmp_path / "s.png")]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert main(["sample", str(vae_run), "-n", "4", "--threads", "0", "--out", str(tmp_path / "s.png")]) == 2
+    assert "--threads must be at least 1, got 0" in capsys.readouterr().err
+    assert "train" in OWN_THREADS and "compare" in OWN_THREADS

@@ -48,7 +48,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"deepgen.cli.{name}").add_parser(sub)
+    for name, p in sub.choices.items():  # train and compare set threads themselves (per job, per run)
+        if name not in OWN_THREADS:
+            p.add_argument("--threads", type=int, metavar="N", help="torch threads (default: torch's, all cores)")
     return parser
+
+
+#: commands whose --threads is their own (train: stored in the run; compare: per job) or that compute nothing
+OWN_THREADS = {"train", "compare", "list", "download"}
+
+
+def set_threads(args) -> None:
+    """``--threads N`` of the commands that share it: torch's intra-op threads for this process."""
+    n = getattr(args, "threads", None)
+    if n is None or args.command in OWN_THREADS:
+        return
+    if n < 1:
+        raise DeepgenError(f"--threads must be at least 1, got {n}")
+    import torch
+
+    torch.set_num_threads(n)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
     old_sigterm = interrupt_on_sigterm()  # SIGTERM (torchrun, schedulers, kill) ends a run like Ctrl-C
     try:
+        set_threads(args)
         return int(args.func(args) or 0)
     except DeepgenError as e:
         prefix = f"deepgen (rank {rank}): error" if rank not in (None, "0") else "deepgen: error"
