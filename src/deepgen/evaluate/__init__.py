@@ -132,7 +132,8 @@ def evaluate(
         metrics["parameters"] = {"value": model.num_parameters, "label": "parameters"}
         return {**result, "metrics": metrics, "timings": prog.timings}
     if model.density_kind.value != "none" or method is not None:
-        n_scored = scored_examples(model, len(ds.test), default_k(model, k, full=full), full=full, examples=examples)
+        k_used = default_k(model, k, full=full)
+        n_scored = scored_examples(model, len(ds.test), k_used, method=method, full=full, examples=examples)
         with prog.phase("likelihood", n_scored, "examples") as update:
             metrics = nll_metrics(
                 model, ds.test, info, k=k, method=method, full=full, examples=examples, progress=update

@@ -109,18 +109,27 @@ def subset(split: Split, n: int, seed: int = 0) -> Split:
 
 
 def scored_examples(
-    model: GenerativeModel, n_all: int, k: int | None, *, full: bool = False, examples: int | None = None
+    model: GenerativeModel,
+    n_all: int,
+    k: int | None,
+    *,
+    method: str | None = None,
+    full: bool = False,
+    examples: int | None = None,
 ) -> int:
     """How many of ``n_all`` test examples a likelihood evaluation scores.
 
-    ``examples`` when given (at most ``n_all``); otherwise all of them with ``full`` or for a
-    single-pass density (``k == 1``), and the model's ``eval_examples`` budget for the costly ones
-    (importance sampling, bounds over T diffusion steps, ODE solves).
+    ``examples`` when given (at most ``n_all``); otherwise all of them with ``full``, for a
+    single-pass density (``k == 1``) and for an unnormalised model's -E(x), and the model's
+    ``eval_examples`` budget for the costly ones (importance sampling, bounds over T diffusion
+    steps, ODE solves).
     """
     if examples is not None:
         if examples < 1:
             raise ConfigError(f"examples must be at least 1, got {examples}")
         return min(examples, n_all)
+    if model.density_kind == DensityKind.UNNORMALISED and method is None:
+        return n_all
     if not full and model.eval_examples and model.eval_examples < n_all and (k is None or k > 1):
         return model.eval_examples
     return n_all
@@ -146,8 +155,8 @@ def nll_metrics(
     """
     kind = model.density_kind
     if kind == DensityKind.UNNORMALISED and method is None:
-        if examples is not None and examples < len(split):
-            split = subset(split, scored_examples(model, len(split), None, examples=examples))
+        n = scored_examples(model, len(split), None, examples=examples)
+        split = subset(split, n) if n < len(split) else split
         ll = log_likelihoods(model, split.x, y=split.y, progress=progress)
         reason = "unnormalised density: -E(x) omits the unknown log Z, so it is not an NLL"
         return {
@@ -166,7 +175,7 @@ def nll_metrics(
         return {"nll": na("NLL (nats)", reason), "bpd": na("bits/dim", reason)}
     k = default_k(model, k, full=full)
     n_all = len(split)
-    n = scored_examples(model, n_all, k, full=full, examples=examples)
+    n = scored_examples(model, n_all, k, method=method, full=full, examples=examples)
     if n < n_all:
         split = subset(split, n)
     ll = log_likelihoods(model, split.x, y=split.y, k=k, method=method, progress=progress)

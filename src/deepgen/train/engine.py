@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import math
 import os
 import signal
 import sys
@@ -281,7 +280,7 @@ class Trainer:
             if self.ema is not None:
                 self.ema = EMA(model, cfg.ema_decay)
         if dist.is_main:
-            self._check_best_file(resumed=ckpt is not None)
+            S.check_best_file(self, resumed=ckpt is not None)
         if dist.enabled and default_step:
             self.ddp = D.wrap_ddp(model, dist, ignore=per_rank)
         self.forward_module = self.ddp or model
@@ -433,7 +432,7 @@ class Trainer:
                         last = {**last, **{f"val_{k}": v for k, v in ev.items()}}
                         self._callback("on_eval", self.step, ev)
                     if cfg.tracks_best:
-                        self._track_best(ev)
+                        S.track_best(self, ev)
                 if eval_now and cfg.patience:
                     early = self.best["stale"] >= cfg.patience if main else False
                     self.stopped_early = D.any_rank(early, dist) if dist.enabled else early
@@ -484,39 +483,6 @@ class Trainer:
             if paths:
                 summary["plots"] = paths
         return summary
-
-    # -- the best checkpoint and early stopping ---------------------------------------------------
-    def _track_best(self, ev: dict[str, float]) -> None:
-        """After an evaluation (rank 0): write ``best.pt`` when the validation NLL is the lowest so far,
-        and count the evaluations since the last improvement."""
-        if "nll" not in ev:
-            what = ", ".join(sorted(ev)) or "nothing"
-            raise ConfigError(
-                f"--keep-best and --patience watch the validation NLL, but {self.model.name} reports {what} "
-                "on validation data"
-            )
-        value = float(ev["nll"])
-        if math.isfinite(value) and value < self.best["nll"]:
-            self.best = {"step": self.step, "nll": value, "stale": 0}
-            S.save_best(self)
-        else:
-            self.best = {**self.best, "stale": self.best["stale"] + 1}
-
-    def _check_best_file(self, resumed: bool) -> None:
-        """A fresh run removes an earlier run's ``best.pt``. A resumed run keeps it when it holds the
-        checkpoint's best step; one written after the checkpoint (by a run that then stopped before
-        its next checkpoint) is from steps about to be retrained, so it goes, with the best so far."""
-        path = self.best_path
-        if not path.exists() or (resumed and not self.config.tracks_best):
-            return
-        if resumed:
-            step = load_checkpoint(path)["step"]
-            if step == self.best["step"]:
-                return
-            if not self.quiet:
-                print(f"{path} is from step {step}, not the checkpoint's best; removed", file=sys.stderr)
-            self.best = fresh_best()
-        path.unlink()
 
     def _set_lr(self, factor: float) -> None:
         for opt in self.optimizers.values():

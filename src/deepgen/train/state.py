@@ -14,6 +14,7 @@ and each rank gets its own back on resume. ``checkpoint["model"]`` holds rank 0'
 from __future__ import annotations
 
 import math
+import sys
 from typing import TYPE_CHECKING
 
 import torch
@@ -22,7 +23,7 @@ from deepgen import __version__
 from deepgen.config import CONFIG_VERSION, to_dict
 from deepgen.errors import ConfigError, DeepgenError
 from deepgen.train import distributed as D
-from deepgen.train.checkpoint import FORMAT, FORMAT_VERSION, save_atomic
+from deepgen.train.checkpoint import FORMAT, FORMAT_VERSION, load_checkpoint, save_atomic
 from deepgen.train.config import RESUMABLE_CHANGES
 
 if TYPE_CHECKING:
@@ -106,6 +107,39 @@ def save_best(t: Trainer) -> None:
     this rank's RNG state, for ``load_run``/``deepgen eval``/``sample`` (training resumes from
     ``checkpoint.pt``). Written from the weights as they are, raw and EMA, like ``checkpoint.pt``."""
     save_atomic(checkpoint_dict(t, [rng_state(t.dist.device)]), t.best_path)
+
+
+def track_best(t: Trainer, ev: dict[str, float]) -> None:
+    """After an evaluation (rank 0): write ``best.pt`` when the validation NLL is the lowest so far,
+    and count the evaluations since the last improvement (``t.best["stale"]``, which ``patience`` reads)."""
+    if "nll" not in ev:
+        what = ", ".join(sorted(ev)) or "nothing"
+        raise ConfigError(
+            f"--keep-best and --patience watch the validation NLL, but {t.model.name} reports {what} on validation data"
+        )
+    value = float(ev["nll"])
+    if math.isfinite(value) and value < t.best["nll"]:
+        t.best = {"step": t.step, "nll": value, "stale": 0}
+        save_best(t)
+    else:
+        t.best = {**t.best, "stale": t.best["stale"] + 1}
+
+
+def check_best_file(t: Trainer, resumed: bool) -> None:
+    """A fresh run removes an earlier run's ``best.pt``. A resumed run keeps it when it holds the
+    checkpoint's best step; one written after the checkpoint (by a run that then stopped before
+    its next checkpoint) is from steps about to be retrained, so it goes, with the best so far."""
+    path = t.best_path
+    if not path.exists() or (resumed and not t.config.tracks_best):
+        return
+    if resumed:
+        step = load_checkpoint(path)["step"]
+        if step == t.best["step"]:
+            return
+        if not t.quiet:
+            print(f"{path} is from step {step}, not the checkpoint's best; removed", file=sys.stderr)
+        t.best = fresh_best()
+    path.unlink()
 
 
 def check_resumable(t: Trainer, ckpt: dict) -> None:
