@@ -26,7 +26,7 @@ from sklearn.datasets import load_digits
 
 from deepgen.data import DataSpec, load_dataset
 from deepgen.data.domains import digits_view
-from deepgen.metrics.features import accuracy, load_feature_network
+from deepgen.metrics.features import accuracy, extract, load_feature_network
 
 
 def extent(img: np.ndarray, threshold: float) -> tuple[float, float]:
@@ -69,6 +69,13 @@ def judge_table(mnist) -> None:
     print("\ntransform of 2,000 MNIST test images         deepgen-digits accuracy")
     for name, images in rows.items():
         print(f"{name:44s} {accuracy(judge, digits_view(images), y):.1%}")
+    _, logits = extract(judge, digits_view(x))
+    pred = logits.argmax(1)
+    print("\nuntranslated MNIST by class: accuracy, most frequent wrong reading")
+    for c in range(10):
+        p = pred[y == c]
+        wrong = torch.bincount(p[p != c], minlength=10).argmax().item()
+        print(f"{c}: {(p == c).double().mean().item():.0%}, read as {wrong}")
 
 
 def main():
