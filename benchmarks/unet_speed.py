@@ -35,6 +35,7 @@ the bar is <= 0.8 (issue 11: deepgen at most 0.8x diffusers' time). Only the rat
     python benchmarks/unet_speed.py [--reps 10] [--warmup 2] [--threads 1] [--attention both] \\
         [--out benchmarks/results/unet_speed.json]
     python benchmarks/unet_speed.py --quick     # a smoke test: 2 reps, 5 DDIM steps, not a measurement
+    python benchmarks/unet_speed.py --compile   # both networks through torch.compile -> unet_speed_compile.json
 
 Writes the JSON after every configuration (an interrupted run keeps what it measured) with the command,
 commit, date, machine, torch and diffusers versions and the settings. ``--quick`` writes to
@@ -129,14 +130,18 @@ def run_config(name: str, args) -> dict:
     def theirs_forward(x, t):
         return theirs(x, t).sample
 
+    ours_forward = ours
+    if args.compile:  # both sides, same settings; the first (warm-up) call of each pays the compilation
+        ours_forward, theirs_forward = torch.compile(ours), torch.compile(theirs_forward)
+
     contests = {
         "train": (
-            train_step_fn(ours, ours, batch, args.block),
+            train_step_fn(ours, ours_forward, batch, args.block),
             train_step_fn(theirs, theirs_forward, batch, args.block),
             args.block,
         ),
         "sample": (
-            sample_fn(ours, args.samples, args.ddim_steps, args.seed),
+            sample_fn(ours_forward, args.samples, args.ddim_steps, args.seed),
             sample_fn(theirs_forward, args.samples, args.ddim_steps, args.seed),
             1,
         ),
@@ -166,12 +171,17 @@ def main() -> None:
     ap.add_argument("--ddim-steps", type=int, default=50)
     ap.add_argument("--attention", choices=("both", *CONFIGS), default="both")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--compile", action="store_true", help="torch.compile both networks (default settings) before timing them"
+    )
     ap.add_argument("--quick", action="store_true", help="smoke test: 2 reps, 1 warmup, 1 step blocks, 5 DDIM steps")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/unet_speed.json)")
     args = ap.parse_args()
     if args.quick:
         args.reps, args.warmup, args.block, args.ddim_steps = 2, 1, 1, 5
         args.out = args.out or RESULTS / "unet_speed_quick.json"
+    if args.compile:
+        args.out = args.out or RESULTS / "unet_speed_compile.json"
     if min(args.reps, args.block, args.batch, args.samples, args.ddim_steps) < 1 or args.warmup < 0:
         ap.error("--reps, --block, --batch, --samples and --ddim-steps must be positive, --warmup >= 0")
 
@@ -192,6 +202,7 @@ def main() -> None:
         "train_data": "fixed seeded batch: x_t, eps ~ N(0, I), t uniform in 0..999",
         "sampler": "diffusers DDIMScheduler(num_train_timesteps=1000), eta 0, one per side",
         "seed": args.seed,
+        "compile": args.compile,
         "versions": {"torch": str(torch.__version__), "diffusers": diffusers.__version__},
     }
     print(

@@ -107,6 +107,20 @@ def test_bf16_autocast_on_cpu(moons, tmp_path):
         assert seen["forward"] == torch.float32
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_a_cpu_without_native_bfloat16_warns(moons, tmp_path, monkeypatch, capsys, native):
+    """bf16 works everywhere on CPU, but without oneDNN's bf16 kernels it is slower than fp32: say so."""
+    monkeypatch.setattr(accel, "cpu_has_native_bf16", lambda: native)
+    cpu = torch.device("cpu")
+    assert (accel.precision_warning("bf16", cpu) is None) == native
+    assert accel.precision_warning("fp32", cpu) is None
+    with registry.temporary("test-net", Net):
+        Trainer(Net(moons.info), moons, cfg(precision="bf16", steps=2), tmp_path, plots=False).fit()
+    err = capsys.readouterr().err
+    assert ("no native bfloat16" in err) == (not native)
+    assert ("--precision fp32 is likely faster" in err) == (not native)
+
+
 def test_compile_with_eager_backend(moons, tmp_path, monkeypatch):
     """The compile path end to end; "eager" traces with dynamo but skips inductor's ~20 s C++ build."""
     monkeypatch.setattr(accel, "COMPILE_BACKEND", "eager")

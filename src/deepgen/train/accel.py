@@ -41,6 +41,29 @@ def check_precision(precision: str, device: torch.device) -> None:
         raise ConfigError(f"--precision bf16 is supported on cpu and cuda, not {device.type}")
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU runs bfloat16 convolutions and matrix products in oneDNN's fast kernels
+    (AVX-512 with BF16, or AMX). Without them (e.g. an AVX2-only CPU) PyTorch's CPU autocast still
+    computes in bfloat16, through slow fallback kernels: a bf16 PixelCNN or RealNVP training step
+    measured 5.7 and 9.7 times *slower* than fp32 on an AVX2-only EPYC (docs/benchmarks.md 11.1)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN: no fast bf16 either
+        return False
+
+
+def precision_warning(precision: str, device: torch.device) -> str | None:
+    """A warning for a precision that works but is slow on this device, else None."""
+    if precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+        capability = torch.backends.cpu.get_cpu_capability()
+        return (
+            f"--precision bf16: this CPU has no native bfloat16 (torch reports {capability} "
+            "and no oneDNN bf16 support), so bf16 convolutions and matrix products run in slow fallback "
+            "kernels, often several times slower than fp32; --precision fp32 is likely faster here"
+        )
+    return None
+
+
 def autocast(precision: str, device: torch.device):
     """Context for the forward pass: bf16 autocast, or nothing at all for fp32 (zero cost)."""
     if precision == "bf16":

@@ -209,6 +209,9 @@ class Trainer:
         """Refuse options this model or device cannot use; returns whether train_step is the default."""
         cfg, model = self.config, self.model
         accel.check_precision(cfg.precision, self.dist.device)
+        slow = accel.precision_warning(cfg.precision, self.dist.device)
+        if slow and self.dist.is_main and not self.quiet:
+            print(f"deepgen: {slow}", file=sys.stderr)
         default_step = type(model).train_step is GenerativeModel.train_step
         if not default_step and cfg.grad_accum > 1:
             raise ConfigError(
