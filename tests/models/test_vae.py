@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from deepgen.config import from_dict
 from deepgen.data import DataInfo
 from deepgen.errors import ConfigError, DataError
 from deepgen.models.vae import VAE, VAEConfig
@@ -298,3 +299,18 @@ def test_eval_records_the_likelihood_time_and_full_uses_every_example(moons_run,
     nll = res["metrics"]["nll"]
     assert nll["k"] == 20 and nll["method"] == "importance sampling, K=20" and nll["n"] == nll["n_total"]
     assert nll["mc_stderr"] > 0 and res["timings"]["likelihood"] > 0
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_act_sets_every_hidden_activation(arch):
+    """``act`` reaches the encoder and the decoder of both architectures (tanh: the IWAE paper's MLP)."""
+    relu, tanh = _vae(arch=arch), _vae(arch=arch, act="tanh")
+    for m, want, other in ((relu, torch.nn.ReLU, torch.nn.Tanh), (tanh, torch.nn.Tanh, torch.nn.ReLU)):
+        for part in (m.encoder, m.decoder):
+            kinds = {type(x) for x in part.modules()}
+            assert want in kinds and other not in kinds
+    x = torch.randint(0, 17, (4, 1, 8, 8)).float()
+    est, _ = tanh.log_prob_estimate(x, k=4)
+    assert torch.isfinite(est).all()
+    with pytest.raises(ConfigError, match="act"):
+        from_dict(VAEConfig, {"act": "swish"})  # the command line's -o act=swish

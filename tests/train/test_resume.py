@@ -11,6 +11,7 @@ import time
 import pytest
 import torch
 
+from deepgen.config import to_dict
 from deepgen.errors import CheckpointError
 from deepgen.train.checkpoint import load_checkpoint
 
@@ -145,3 +146,30 @@ def test_fresh_run_refuses_to_overwrite(tmp_path):
     p = deepgen(*base[:3], "circles", *base[4:], "--resume")
     _, err = p.communicate(timeout=120)
     assert p.returncode == 2 and "resume with the run's data" in err
+
+
+def test_a_run_written_before_a_model_option_existed_still_resumes(tmp_path):
+    """A checkpoint's model_config lacks an option added later (here the VAE's ``act``): resuming matches
+    it at the option's default, and refuses it at any other value or with an option the model lacks."""
+    from deepgen.models.vae.vae import VAEConfig
+    from deepgen.train.checkpoint import save_atomic
+    from deepgen.train.state import same_model_options
+
+    old = {k: v for k, v in to_dict(VAEConfig()).items() if k != "act"}
+    assert same_model_options(VAEConfig(), old)
+    assert not same_model_options(VAEConfig(act="tanh"), old)
+    assert not same_model_options(VAEConfig(), {**old, "gone": 1})
+    assert not same_model_options(VAEConfig(latent_dim=3), old)
+
+    base = ["train", "vae", "--data", "digits", "--steps", "3", "--out", str(tmp_path), "-q", "--threads", "1"]
+    assert deepgen(*base, "-o", "arch=mlp").wait(timeout=120) == 0
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    del ckpt["model_config"]["act"]  # as written before the option existed
+    save_atomic(ckpt, tmp_path / "checkpoint.pt")
+    p = deepgen(*base, "-o", "arch=mlp", "--resume", "--steps", "5")
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    assert load_checkpoint(tmp_path)["step"] == 5
+    p = deepgen(*base, "-o", "arch=mlp", "-o", "act=tanh", "--resume", "--steps", "7")
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 2 and "model options differ" in err

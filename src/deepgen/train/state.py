@@ -142,11 +142,23 @@ def check_best_file(t: Trainer, resumed: bool) -> None:
     path.unlink()
 
 
+def same_model_options(config, saved: dict) -> bool:
+    """Whether ``config`` is the model configuration ``saved`` in a checkpoint. An option added to
+    the model after the run was written is absent from ``saved``; it matches at its default, which
+    reproduces the model the run trained."""
+    now = to_dict(config)
+    try:
+        defaults = to_dict(type(config)())
+    except (TypeError, DeepgenError):  # a config with required fields: no default to fall back on
+        defaults = {}
+    return all(saved[k] == v if k in saved else v == defaults.get(k) for k, v in now.items()) and set(saved) <= set(now)
+
+
 def check_resumable(t: Trainer, ckpt: dict) -> None:
     where = t.checkpoint_path
     if ckpt["model_name"] != t.model.name:
         raise DeepgenError(f"{where}: run trained {ckpt['model_name']!r}, not {t.model.name!r}")
-    if to_dict(t.model.config) != ckpt["model_config"]:
+    if not same_model_options(t.model.config, ckpt["model_config"]):
         raise DeepgenError(f"{where}: model options differ from the run's; resume with the run's options")
     if ckpt["data_info"] != t.data.info.to_dict():
         raise DeepgenError(

@@ -232,7 +232,7 @@ class GON(GenerativeModel):
 @dataclass(frozen=True)
 class VGONConfig(VAEConfig):
     """:class:`~deepgen.models.vae.VAEConfig` plus the SIREN decoder's ``siren_hidden``,
-    ``siren_layers`` and ``w0`` (the VAE's ``arch``, ``hidden`` and ``channels`` are unused)."""
+    ``siren_layers`` and ``w0`` (the VAE's ``arch``, ``hidden``, ``channels`` and ``act`` are unused)."""
 
     latent_dim: int = 32
     siren_hidden: int = 128

@@ -41,7 +41,7 @@ class IWAEConfig(VAEConfig):
     Attributes:
         k: importance samples per example in the training bound L_k (k = 1 is the VAE's ELBO
             with a sampled KL; Burda et al. use 5 and 50).
-        latent_dim, arch, hidden, channels, decoder, decoder_std: as for the VAE (VAEConfig).
+        latent_dim, arch, hidden, channels, act, decoder, decoder_std: as for the VAE (VAEConfig).
         beta, kl_warmup, free_bits: must stay 1, 0, 0: they reshape the ELBO's KL term, which the
             importance-weighted bound does not have.
     """

@@ -67,6 +67,8 @@ class VAEConfig:
         arch: ``mlp``, ``conv`` (images only) or ``auto`` (conv for images).
         hidden: MLP hidden sizes (encoder; reversed for the decoder).
         channels: conv channels after each downsampling (encoder; reversed for the decoder).
+        act: activation of the encoder's and decoder's hidden layers (MLP or conv). Burda et al.
+            (2016) use tanh in the MLP architecture whose numbers the IWAE issue quotes.
         decoder: likelihood p(x|z): auto, bernoulli, categorical, logistic, gaussian.
         decoder_std: Gaussian decoder's standard deviation: ``shared`` (one learned value per
             dimension; with a linear decoder this is probabilistic PCA, whose log p(x) is known in
@@ -88,6 +90,7 @@ class VAEConfig:
     arch: Literal["auto", "mlp", "conv"] = "auto"
     hidden: tuple[int, ...] = (256, 256)
     channels: tuple[int, ...] = (32, 64)
+    act: Literal["relu", "leaky_relu", "elu", "silu", "gelu", "tanh", "softplus"] = "relu"
     decoder: Literal["auto", "bernoulli", "categorical", "logistic", "gaussian"] = "auto"
     decoder_std: Literal["shared", "per-example"] = "shared"
     beta: float = 1.0
@@ -150,11 +153,13 @@ class VAE(KLWarmup, LatentVariableModel):
         p = head.params_per_dim
         if self.arch == "conv":
             c = info.shape[0]
-            self.encoder = ConvEncoder(info.shape, 2 * cfg.latent_dim, cfg.channels)
-            self.decoder = ConvDecoder(cfg.latent_dim, (c * p, *info.shape[1:]), tuple(reversed(cfg.channels)))
+            self.encoder = ConvEncoder(info.shape, 2 * cfg.latent_dim, cfg.channels, act=cfg.act)
+            self.decoder = ConvDecoder(
+                cfg.latent_dim, (c * p, *info.shape[1:]), tuple(reversed(cfg.channels)), act=cfg.act
+            )
         else:
-            self.encoder = MLP(info.dim, 2 * cfg.latent_dim, cfg.hidden)
-            self.decoder = MLP(cfg.latent_dim, info.dim * p, tuple(reversed(cfg.hidden)))
+            self.encoder = MLP(info.dim, 2 * cfg.latent_dim, cfg.hidden, act=cfg.act)
+            self.decoder = MLP(cfg.latent_dim, info.dim * p, tuple(reversed(cfg.hidden)), act=cfg.act)
         self.likelihood = head
         self._is_block: int | None = None
         self._setup_kl_warmup(cfg.kl_warmup)
