@@ -151,7 +151,10 @@ def same_model_options(config, saved: dict) -> bool:
         defaults = to_dict(type(config)())
     except (TypeError, DeepgenError):  # a config with required fields: no default to fall back on
         defaults = {}
-    return all(saved[k] == v if k in saved else v == defaults.get(k) for k, v in now.items()) and set(saved) <= set(now)
+    if not set(saved) <= set(now):  # the run has an option this model no longer has
+        return False
+    missing = object()  # an option neither saved nor with a default matches nothing
+    return all(saved.get(k, defaults.get(k, missing)) == v for k, v in now.items())
 
 
 def check_resumable(t: Trainer, ckpt: dict) -> None:
