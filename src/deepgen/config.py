@@ -172,6 +172,24 @@ def load_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {e}") from None
 
 
+def parse_duration(text: str | float) -> float:
+    """Seconds in a duration: a number of seconds (``"90"``, ``90.5``) or amounts with units ``h``,
+    ``m``, ``s`` (``"2h"``, ``"1h30m"``, ``"45m"``, ``"1.5h"``, ``"10m30s"``)."""
+    import re
+
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text)
+    s = str(text).strip().lower().replace(" ", "")
+    try:
+        return float(s)
+    except ValueError:
+        pass
+    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", s)
+    if not parts or "".join(n + u for n, u in parts) != s or len({u for _, u in parts}) != len(parts):
+        raise ConfigError(f"cannot read {text!r} as a duration: give seconds, or e.g. 2h, 45m, 1h30m, 90s")
+    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+
+
 def check_positive(cfg, *names: str) -> None:
     """Raise ConfigError when any named field of ``cfg`` is not > 0 (called from ``__post_init__``)."""
     for n in names:

@@ -13,6 +13,7 @@ import pytest
 from conftest import small_options
 from deepgen.compare import run_compare
 from deepgen.data import DataSpec
+from deepgen.errors import ConfigError
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -195,3 +196,33 @@ def test_jobs_run_models_in_parallel_with_the_same_rows(tmp_path):
     assert meta["jobs"] == 2 and meta["threads"] == 1
     assert "2 models at a time" in open(two.files["markdown"]).read()
     assert "at a time" not in open(one.files["markdown"]).read()
+
+
+def test_a_time_limit_compares_at_equal_time_and_reports_the_steps_reached(tmp_path, monkeypatch):
+    """Each model's training loop reads a scripted clock that gains 10 s per reading (one reading per
+    step, one at the start and one at the final checkpoint): with 45 s each, a one-stage model stops at
+    step 5 of 100, and vqvae's two stages have 22.5 s each, so 3 steps each."""
+    from deepgen.train import engine
+
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(engine, "clock", lambda: 10.0 * next(ticks))
+    res = run_compare(
+        DataSpec("digits"),
+        ["independent", "vqvae"],
+        tmp_path,
+        steps=100,
+        batch_size=16,
+        options={"vqvae": small_options("vqvae")},
+        n_samples=40,
+        time_limit=45,
+        progress=False,
+        log=lambda *a: None,
+    )
+    out = json.load(open(res.files["json"]))
+    assert out["meta"]["time_limit"] == 45
+    assert {r["model"]: r["steps"] for r in out["rows"]} == {"independent": [5], "vqvae": [3, 3]}
+    table = open(res.files["markdown"]).read()
+    assert "at most 45 s" in table and "Steps reached: independent 5; vqvae 3 + 3." in table
+    assert "100 steps or 45 s each" in open(res.files["html"]).read()
+    with pytest.raises(ConfigError, match="time_limit"):
+        run_compare(DataSpec("digits"), ["independent"], tmp_path / "x", steps=3, time_limit=0, log=lambda *a: None)

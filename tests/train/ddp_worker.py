@@ -10,6 +10,7 @@ buffer):
     ddp_worker.py per-rank OUT STEPS     # trains (or resumes) OUT/run to STEPS, saves each rank's buffer
     ddp_worker.py patience OUT           # early stopping decided on rank 0: every rank stops at its step
     ddp_worker.py fails OUT              # rank 0's evaluation raises: the job must end, not hang
+    ddp_worker.py time-limit OUT         # clocks that differ by rank: the ranks agree on lr and stop
 """
 
 import sys
@@ -117,6 +118,19 @@ if name == "patience":  # validation NLLs 3, 4 at steps 2, 4: patience 1 stops a
     t = Trainer(model, ds, cfg, f"{out}/run", plots=False, quiet=True)
     summary = t.fit()
     torch.save({"step": t.step, "stopped_early": summary["stopped_early"]}, f"{out}/rank{t.dist.rank}.pt")
+    sys.exit(0)
+if name == "time-limit":  # rank r's scripted clock says 10 + r seconds per step; the limit is 95 s
+    import os
+
+    from deepgen.train import engine
+
+    model = build_model("vae", ds.info, {"hidden": (16, 16), "latent_dim": 2}, seed=0)
+    cfg = TrainConfig(**{**cfg.__dict__, "steps": 100, "lr_schedule": "cosine", "time_limit": 95})
+    t = Trainer(model, ds, cfg, f"{out}/run", plots=False, quiet=True)
+    engine.clock = lambda: t.step * (10.0 + int(os.environ["RANK"]))
+    t.fit()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.save({"step": t.step, "reached": t.time_limit_reached, "state": state}, f"{out}/rank{t.dist.rank}.pt")
     sys.exit(0)
 if name == "unused":
     model = gmm(UnusedOnRank0, ds)

@@ -110,6 +110,18 @@ def test_early_stopping_stops_every_rank_at_the_same_step(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_time_limit_stops_every_rank_at_the_same_step_with_the_same_weights(tmp_path):
+    """Ranks' clocks differ (10 and 11 s per step, limit 95 s): they agree on the time every 10 steps,
+    so they stop together at step 10 (rank 1's clock crossed first), and the cosine read the same
+    time on each, so their weights are equal."""
+    p = run([str(HERE / "ddp_worker.py"), "time-limit", str(tmp_path)], timeout=120)
+    assert p.returncode == 0, p.stderr[-3000:]
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert (r0["step"], r0["reached"]) == (r1["step"], r1["reached"]) == (10, True)
+    assert all(torch.equal(r0["state"][k], r1["state"][k]) for k in r0["state"])
+
+
+@pytest.mark.slow
 def test_an_error_on_one_rank_ends_the_job(tmp_path):
     """Rank 0 fails mid-run while rank 1 waits in a gradient all-reduce: rank 0 must leave without
     waiting for rank 1 at the exit barrier (it would wait for ever), so torchrun stops the job."""

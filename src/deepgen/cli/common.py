@@ -172,3 +172,14 @@ def add_app_output_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
+
+
+def duration(text: str) -> float:
+    """argparse type of ``--time-limit``: seconds from ``2h``, ``45m``, ``1h30m`` or a number of seconds."""
+    from deepgen.config import parse_duration
+    from deepgen.errors import ConfigError
+
+    try:
+        return parse_duration(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deepgen.cli.common import EXAMPLES_FMT, add_data_args, add_sample_args, data_spec
+from deepgen.cli.common import EXAMPLES_FMT, add_data_args, add_sample_args, data_spec, duration
 
 EPILOG = """Examples:
   deepgen compare --data digits --models independent,vae,gan --steps 1500 --out runs/cmp
@@ -10,6 +10,7 @@ EPILOG = """Examples:
   deepgen compare --data mnist --data-dir ~/data --models vae,gan -o vae.latent_dim=32 --out runs/mnist
   deepgen compare --data digits --models vae,gan -s vae.mean=true --out runs/cmp   # per-model sampling options
   deepgen compare --data digits --models vae,gan,made,maf --jobs 2 --out runs/cmp   # 2 models at a time
+  deepgen compare --data digits --models vae,maf --steps 100000 --time-limit 5m --out runs/t   # equal time
 Writes table.md, table.csv, report.html (sample grids, density maps for 2D data) and results.json.
 """
 
@@ -42,6 +43,13 @@ def add_parser(sub):
         metavar="N",
         help="train N models at a time in separate processes (tiny models on several cores: their speeds "
         "are then one-thread speeds beside other jobs)",
+    )
+    p.add_argument(
+        "--time-limit",
+        type=duration,
+        metavar="T",
+        help="also stop each model's training after T (e.g. 10m, 1h, or seconds): compare at equal time; "
+        "the report lists the steps each reached",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     add_sample_args(p, per_model=True)
@@ -95,6 +103,7 @@ def run(args) -> int:
         features=args.features,
         threads=args.threads,
         jobs=args.jobs,
+        time_limit=args.time_limit,
         progress=not args.quiet,
     )
     print()

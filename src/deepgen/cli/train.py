@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from deepgen.cli.common import EXAMPLES_FMT, add_data_args, data_spec, fmt, model_options, read_config_file
+from deepgen.cli.common import EXAMPLES_FMT, add_data_args, data_spec, duration, fmt, model_options, read_config_file
 
 EPILOG = """Examples:
   deepgen train vae --data digits --steps 2000
@@ -17,6 +17,7 @@ EPILOG = """Examples:
   deepgen train vae --data mnist --device cuda --precision bf16 --grad-accum 4
   deepgen train vae --data digits --sample-every 500           # samples/step_000500.png, ...
   deepgen train made --data digits --eval-every 100 --patience 5   # early stopping; best.pt
+  deepgen train realnvp --data mnist --steps 100000 --lr-schedule cosine --time-limit 2h   # a time budget
   deepgen train vae --data digits --init-from runs/v:encoder   # start from a trained encoder
   torchrun --nproc_per_node=2 -m deepgen train vae --data digits --out runs/ddp
 """
@@ -44,6 +45,7 @@ TRAIN_FLAGS = {
     "steps_per_call": "steps_per_call",
     "keep_best": "keep_best",
     "patience": "patience",
+    "time_limit": "time_limit",
 }
 
 
@@ -100,6 +102,13 @@ def add_train_args(p) -> None:
         metavar="N",
         help="stop when N evaluations in a row have not lowered the validation NLL (keeps best.pt)",
     )
+    g.add_argument(
+        "--time-limit",
+        type=duration,
+        metavar="T",
+        help="also stop after T of training (e.g. 2h, 45m, 1h30m, or seconds); a cosine schedule then "
+        "decays over the steps or T, whichever runs out first",
+    )
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -144,7 +153,7 @@ def default_run_dir(model: str, data: str) -> Path:
 
 
 def run(args) -> int:
-    from deepgen.config import from_dict, to_dict
+    from deepgen.config import from_dict, parse_duration, to_dict
     from deepgen.data import DataSpec, load_dataset, resolve_user_path
     from deepgen.errors import DeepgenError
     from deepgen.registry import get_model_class
@@ -191,6 +200,8 @@ def run(args) -> int:
             **file_cfg.get("train", {}),
             **train_overrides(args),
         }
+    if isinstance(tdict.get("time_limit"), str):  # a config file's time_limit = "2h"
+        tdict["time_limit"] = parse_duration(tdict["time_limit"])
     tcfg = from_dict(TrainConfig, tdict)
     model = build_model(args.model, data.info, options, seed=tcfg.seed)
     main = os.environ.get("RANK", "0") == "0"

@@ -237,6 +237,13 @@ def notes(result, info) -> list[str]:
     )
     if result.jobs == 1:
         out.append("Peak mem: the process's resident-set high-water mark during that model's training and evaluation.")
+    limit = getattr(result, "time_limit", None)
+    if limit:
+        reached = "; ".join(f"{r['model']} {' + '.join(f'{s:,}' for s in r.get('steps', []))}" for r in result.rows)
+        out.append(
+            f"Time limit: each model trained for at most {limit:g} s (its training loop; a multi-stage model's "
+            f"stages share it evenly) or the step budget, whichever came first. Steps reached: {reached}."
+        )
     staged = [r for r in result.rows if r.get("stages")]
     if staged:
         out.append(
@@ -333,7 +340,9 @@ def render_html(title, headers, table, rows, result, info, meta) -> str:
         items = "".join(f"<li>{e(m['label'])}: {e(_metric_text(m))}</li>" for m in r["metrics"].values())
         detail.append(f"<details><summary>{e(r['model'])}: all metrics</summary><ul>{items}</ul></details>")
     settings = (
-        f"{meta['steps']} steps, batch {meta['batch_size']}, seed {meta['seed']}, torch {meta['torch']}, "
+        f"{meta['steps']} steps"
+        + (f" or {meta['time_limit']:g} s each" if meta.get("time_limit") else "")
+        + f", batch {meta['batch_size']}, seed {meta['seed']}, torch {meta['torch']}, "
         + (
             f"{meta['threads']} threads"
             if meta.get("jobs", 1) == 1

@@ -35,6 +35,8 @@ class CompareResult:
     #: Models trained at a time (``jobs``), and torch threads in each job's process.
     jobs: int = 1
     threads_per_job: int | None = None
+    #: Seconds of training each model was allowed (None: the step budget alone).
+    time_limit: float | None = None
 
 
 def run_compare(
@@ -52,6 +54,7 @@ def run_compare(
     features: str | None = None,
     threads: int | None = None,
     jobs: int = 1,
+    time_limit: float | None = None,
     progress: bool = True,
     log=print,
 ) -> CompareResult:
@@ -66,6 +69,12 @@ def run_compare(
     measurements (in ``models``' order, as with one job), but each model's speeds are then those of
     one thread beside other jobs, and its peak memory is its own process's. From a script, call it
     under ``if __name__ == "__main__":`` (the workers are spawned and import the main module).
+
+    ``time_limit`` T (seconds) also ends each model's training after T seconds of its training
+    loop (split evenly between the stages of a multi-stage model): the models then compare at
+    equal wall-clock time rather than equal steps, and each row records the steps it reached.
+    A cosine schedule decays over the steps or the time, whichever runs out first
+    (:class:`~deepgen.train.TrainConfig`).
     """
     from deepgen.compare.report import write_reports
 
@@ -93,12 +102,15 @@ def run_compare(
         raise DataError(f"none of the models applies to {spec.name}: " + "; ".join(skipped.values()))
     if jobs < 1:
         raise ConfigError(f"jobs must be >= 1, got {jobs}")
+    if time_limit is not None and not time_limit > 0:
+        raise ConfigError(f"time_limit must be > 0 seconds, got {time_limit}")
     jobs = min(jobs, len(models))
     if threads:
         torch.set_num_threads(threads)
     log(
         f"comparing {', '.join(models)} on {ds.info.describe()} ({len(ds.train):,} train examples), "
         f"{steps} steps x batch {batch_size}, seed {seed}"
+        + (f", at most {time_limit:g} s of training each" if time_limit else "")
     )
     quality = SampleQuality.for_dataset(ds, features)
     if n_samples:  # the reference row uses the same n as the models, within what the data can give it
@@ -137,6 +149,7 @@ def run_compare(
         n_samples=n_samples,
         threads=threads,
         bounds=bounds,
+        time_limit=time_limit,
     )
     if jobs > 1:
         rows = _measure_in_parallel(models, jobs, quality, options or {}, sample_opts, common, echo=log is print)
@@ -145,13 +158,16 @@ def run_compare(
         for name in models:
             opts = (options or {}).get(name, {})
             rows.append(_measure(name, ds, quality, opts, sample_opts[name], progress=progress, log=log, **common))
-    res = CompareResult(rows, reference, out, skipped=skipped, jobs=jobs, threads_per_job=threads or 1)
+    res = CompareResult(
+        rows, reference, out, skipped=skipped, jobs=jobs, threads_per_job=threads or 1, time_limit=time_limit
+    )
     meta = {
         "command": "deepgen compare",
         "deepgen_version": __version__,
         "torch": torch.__version__,
         "threads": torch.get_num_threads() if jobs == 1 else (threads or 1),
         "jobs": jobs,
+        "time_limit": time_limit,
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "data": to_dict(spec),
         "data_info": ds.info.to_dict(),
@@ -188,6 +204,7 @@ def _measure(
     n_samples: int,
     threads: int | None,
     bounds,
+    time_limit: float | None,
     progress: bool,
     log,
 ) -> dict:
@@ -207,11 +224,12 @@ def _measure(
         "ckpt_every": 0,
         "log_every": max(1, min(50, steps // 10)),
         "threads": threads,
+        "time_limit": time_limit / len(stages) if time_limit else None,
     }
     tcfg = from_dict(TrainConfig, tdict)
     device = pick_device(tcfg.device)
     reset_peak_memory(device)
-    train_s, previous = 0.0, None
+    train_s, previous, steps_done = 0.0, None, []
     for i, (stage_opts, init_sub) in enumerate(stages):
         last = i == len(stages) - 1
         if i:
@@ -232,7 +250,9 @@ def _measure(
             init_from=init,
             callbacks=plots,
         )
-        train_s += trainer.fit()["train_seconds"]  # the loop only: not plots, evaluation or checkpoints
+        summary = trainer.fit()
+        train_s += summary["train_seconds"]  # the loop only: not plots, evaluation or checkpoints
+        steps_done.append(summary["steps"])
         previous = run_dir
     torch.manual_seed(seed)
     # after fit() the model holds the weights evaluation uses (the EMA when one is kept)
@@ -270,6 +290,7 @@ def _measure(
     what = "GPU memory allocated" if device.type == "cuda" else "whole process RSS"
     result["metrics"]["peak_memory"] = {"value": peak, "label": f"peak memory (MiB, {what})"}
     result["run"] = str(run_dir)
+    result["steps"] = steps_done  # per stage: fewer than the budget where a time limit ended training
     result["options"] = to_dict(model.config)
     result["samples_png"] = str(run_dir / "samples.png")
     m = result["metrics"]

@@ -40,6 +40,15 @@ class TrainConfig:
     the lowest so far. ``patience`` N > 0 also stops training when N evaluations in a row have not
     lowered it (early stopping with a look-ahead of N evaluations, as the MADE authors' 30 epochs);
     it implies ``keep_best``. Both need ``eval_every`` > 0.
+
+    ``time_limit`` T (seconds) ends training at whichever comes first, ``steps`` or T seconds of
+    the training loop's wall-clock time (evaluations and checkpoints count; start-up does not;
+    the time of a resumed run adds to its earlier time). The step that crosses T is the last:
+    its evaluation and checkpoint still happen, so the run ends a little after T. With the cosine
+    schedule the decay follows whichever is further along, the steps or the time (as in Li et
+    al.'s budgeted training, arXiv:1905.04753), so a run stopped by the clock has annealed its
+    learning rate. The last step and the learning rates then depend on the machine's speed: such
+    a run is not reproducible step for step, as a run to a fixed ``steps`` is.
     """
 
     steps: int = 2000
@@ -66,9 +75,12 @@ class TrainConfig:
     steps_per_call: int = 1
     keep_best: bool = False
     patience: int = 0
+    time_limit: float | None = None
 
     def __post_init__(self):
-        check_positive(self, "steps", "batch_size", "lr", "threads", "eval_examples", "grad_accum", "steps_per_call")
+        check_positive(
+            self, "steps", "batch_size", "lr", "threads", "eval_examples", "grad_accum", "steps_per_call", "time_limit"
+        )
         if self.optimizer not in ("adam", "adamw", "adagrad"):
             raise ConfigError(f"TrainConfig.optimizer must be adam, adamw or adagrad, got {self.optimizer!r}")
         if self.precision not in ("fp32", "bf16"):
@@ -89,14 +101,20 @@ class TrainConfig:
         """Whether the trainer keeps ``best.pt`` (``keep_best``, or ``patience`` > 0)."""
         return self.keep_best or self.patience > 0
 
-    def lr_factor(self, step: int) -> float:
-        """Multiplier of ``lr`` at ``step`` (linear warm-up, then constant or cosine decay to 0)."""
+    def lr_factor(self, step: int, elapsed: float | None = None) -> float:
+        """Multiplier of ``lr`` at ``step`` (linear warm-up, then constant or cosine decay to 0).
+
+        With a ``time_limit``, ``elapsed`` (seconds of training so far) moves the cosine on too: its
+        progress is the larger of the fraction of post-warm-up steps taken and the fraction of the
+        time limit used."""
         import math
 
         if self.warmup_steps and step < self.warmup_steps:
             return (step + 1) / self.warmup_steps
         if self.lr_schedule == "cosine":
             t = (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps)
+            if self.time_limit and elapsed is not None:
+                t = max(t, elapsed / self.time_limit)
             return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
         return 1.0
 
@@ -117,4 +135,5 @@ RESUMABLE_CHANGES = (
     "steps_per_call",
     "keep_best",
     "patience",
+    "time_limit",
 )

@@ -165,6 +165,15 @@ def any_rank(flag: bool, info: DistInfo) -> bool:
     return bool(t.item() > 0)
 
 
+def max_over_ranks(value: float, info: DistInfo) -> float:
+    """The largest of the ranks' ``value`` (one tiny all-reduce); ``value`` itself without DDP."""
+    if not info.enabled:
+        return value
+    t = torch.tensor([float(value)], dtype=torch.float64, device=info.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t.item())
+
+
 def all_gather_object(obj, info: DistInfo) -> list:
     if not info.enabled:
         return [obj]

@@ -52,6 +52,11 @@ from deepgen.train.step import StepContext
 __all__ = ["Trainer", "StepContext", "TrainConfig", "TrainingDiverged"]
 
 
+def clock() -> float:
+    """The clock of ``time_limit`` (seconds; tests replace it with a scripted one)."""
+    return time.perf_counter()
+
+
 #: Under DDP, how often (in steps) the ranks agree on whether a Ctrl-C / SIGTERM asked them to stop.
 STOP_SYNC_EVERY = 10
 
@@ -121,6 +126,8 @@ class Trainer:
         self._stop_requested = False
         self.best = fresh_best()  # the lowest validation NLL so far (keep_best / patience)
         self.stopped_early = False
+        self.elapsed = 0.0  # wall-clock seconds of the training loop, over every resume (time_limit)
+        self.time_limit_reached = False
         self.last_checkpoint_step: int | None = None
         self._log: MetricsLog | None = None
         self._host_sync: bool | None = None  # None: by device (monitor.host_sync_is_free); tests force it
@@ -362,24 +369,29 @@ class Trainer:
         train_time, last = 0.0, {}
         const_lr = cfg.lr_schedule == "constant" and not cfg.warmup_steps
         fused, everies = self._fused_call_size(), self._event_periods()
+        loop_t0, elapsed0 = clock(), self.elapsed
+        # the time the schedule and the time limit read: this rank's clock, or under DDP the ranks'
+        # latest clock agreed every STOP_SYNC_EVERY steps (each rank must step with the same lr)
+        agreed = self.elapsed
         old_handler = self._install_sigint()
+        self.time_limit_reached = bool(cfg.time_limit) and self.elapsed >= cfg.time_limit  # a resumed run's
         model.train()
         try:
-            while self.step < cfg.steps:
+            while self.step < cfg.steps and not self.time_limit_reached:
                 s = self.step
                 # steps in this call: 1, or with a fused model up to the next step that logs, evaluates,
                 # checkpoints or runs a callback (so those see the same steps as one step per call)
                 n = min([fused, cfg.steps - s] + [e - s % e for e in everies]) if fused > 1 else 1
                 if not const_lr:
-                    self._set_lr(cfg.lr_factor(s))
+                    self._set_lr(cfg.lr_factor(s, agreed))
                 ctx.global_step = s
                 if n > 1:
                     xs, ys = self._next_batches(n)
-                    ctx.lr_factors = None if const_lr else [cfg.lr_factor(s + i) for i in range(n)]
+                    ctx.lr_factors = None if const_lr else [cfg.lr_factor(s + i, agreed) for i in range(n)]
                     out = model.train_steps(xs, ys, ctx)
                     ctx.lr_factors = None
                     if not const_lr:
-                        self._set_lr(cfg.lr_factor(s + n - 1))
+                        self._set_lr(cfg.lr_factor(s + n - 1, agreed))
                     bad = guard.push(s + n - 1, out["loss"])  # a NaN carries into the last step's loss
                     if bad:
                         self._diverged(bad[0], "loss", bad[1])
@@ -398,6 +410,7 @@ class Trainer:
                 self.step = s + n
                 bar.update(n)
                 stop = self._stop_requested
+                self.elapsed = elapsed0 + clock() - loop_t0
                 if self.dist.enabled:
                     # A signal may reach the ranks a step apart: they must stop at the same step, or the
                     # others hang in a collective. Agreeing costs a host sync, so it happens every
@@ -405,7 +418,12 @@ class Trainer:
                     stop = False
                     if self.step % STOP_SYNC_EVERY == 0:
                         stop = self._stop_requested = D.any_rank(self._stop_requested, self.dist)
-                done = self.step == cfg.steps or stop
+                        if cfg.time_limit:
+                            agreed = D.max_over_ranks(self.elapsed, self.dist)
+                else:
+                    agreed = self.elapsed
+                self.time_limit_reached = bool(cfg.time_limit) and agreed >= cfg.time_limit
+                done = self.step == cfg.steps or stop or self.time_limit_reached
                 log_now = (cfg.log_every and self.step % cfg.log_every == 0) or done
                 eval_now = (cfg.eval_every and self.step % cfg.eval_every == 0) or done
                 ckpt_now = (cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or done
@@ -424,7 +442,8 @@ class Trainer:
                     rec["lr"] = next(iter(self.optimizers.values())).param_groups[0]["lr"]
                     last = rec
                     if main:
-                        self._log.write({"step": self.step, "split": "train", **rec, "time": train_time})
+                        wall = {"wall": self.elapsed} if cfg.time_limit else {}
+                        self._log.write({"step": self.step, "split": "train", **rec, "time": train_time, **wall})
                         bar.set_postfix(loss=f"{rec['loss']:.4g}", ex_s=f"{rec['examples_per_s']:.0f}")
                         self._callback("on_log", self.step, rec)
                     window_batches = self.batches_drawn
@@ -440,6 +459,7 @@ class Trainer:
                     early = self.best["stale"] >= cfg.patience if main else False
                     self.stopped_early = D.any_rank(early, dist) if dist.enabled else early
                 if ckpt_now or self.stopped_early:
+                    self.elapsed = elapsed0 + clock() - loop_t0  # the evaluation's time too
                     self.save_checkpoint()
                 for cb in show:
                     self._run_callback(cb, "on_step", self.step)
@@ -451,6 +471,14 @@ class Trainer:
                             f"\nstopped early at step {self.step}: the validation NLL has not improved for "
                             f"{cfg.patience} evaluation{'s' * (cfg.patience > 1)} (best {b['nll']:.4f} "
                             f"at step {b['step']}, in {self.best_path})",
+                            file=sys.stderr,
+                        )
+                    break
+                if self.time_limit_reached and not stop:
+                    if main and not self.quiet:
+                        print(
+                            f"\ntime limit reached at step {self.step} ({self.elapsed:.1f} s of training, limit "
+                            f"{cfg.time_limit:g} s)",
                             file=sys.stderr,
                         )
                     break
@@ -474,6 +502,8 @@ class Trainer:
             "interrupted": self._stop_requested,
             **last,
         }
+        if cfg.time_limit:
+            summary.update(elapsed=self.elapsed, time_limit_reached=self.time_limit_reached)
         if cfg.tracks_best:
             summary.update(best_step=self.best["step"], best_val_nll=self.best["nll"], stopped_early=self.stopped_early)
         if ema is not None:  # leave the model holding the weights evaluation and sampling use

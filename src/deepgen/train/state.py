@@ -71,6 +71,7 @@ def checkpoint_dict(t: Trainer, rng_states: list, per_rank: list | None = None) 
         "rng": rng_states,
         "per_rank_buffers": per_rank,
         "best": dict(t.best),
+        "elapsed": t.elapsed,  # wall-clock seconds of the training loop so far (time_limit)
     }
     if t.init_source is not None:  # provenance only: loading this checkpoint never reads the source
         ckpt["init_from"] = t.init_source
@@ -171,7 +172,7 @@ def check_resumable(t: Trainer, ckpt: dict) -> None:
     old, new = ckpt["train_config"], to_dict(t.config)
     allowed = set(RESUMABLE_CHANGES)
     if new.get("lr_schedule") != "constant":
-        allowed.discard("steps")  # the schedule's shape depends on the total number of steps
+        allowed -= {"steps", "time_limit"}  # the schedule's shape depends on both
     # fields added after a run was written take their defaults, which reproduce the old behaviour
     diff = [k for k in new if k not in allowed and k in old and old[k] != new[k]]
     if diff:
@@ -196,6 +197,7 @@ def restore(t: Trainer, ckpt: dict) -> None:
         t.ema.load_state_dict(ckpt["ema"])
     t.step = int(ckpt["step"])
     t.batches_drawn = int(ckpt.get("batches_drawn", t.step))
+    t.elapsed = float(ckpt.get("elapsed", 0.0))
     torch.set_rng_state(ckpt["rng"][rank]["cpu"].cpu())
     cuda_state = ckpt["rng"][rank].get("cuda")
     if cuda_state is not None and device.type == "cuda":
