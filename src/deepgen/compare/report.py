@@ -193,8 +193,10 @@ def notes(result, info) -> list[str]:
         None,
     )
     n = result.reference.get("n_samples")
+    limit = getattr(result, "time_limit", None)
     out = [
-        "Same data, steps, batch size and seed for every model; each model uses its own default learning rate.",
+        f"Same data, {'step budget, time limit' if limit else 'steps'}, batch size and seed for every model; "
+        "each model uses its own default learning rate.",
         f"Every row's sample-quality metrics use the same number of samples, n = {n:,} (the real-data row "
         "included): FID and k-NN metrics depend on n. ± is one standard error (FID: bootstrap over samples; "
         "KID: jackknife over both sets; NLL: over test examples and Monte Carlo draws)."
@@ -237,7 +239,6 @@ def notes(result, info) -> list[str]:
     )
     if result.jobs == 1:
         out.append("Peak mem: the process's resident-set high-water mark during that model's training and evaluation.")
-    limit = getattr(result, "time_limit", None)
     if limit:
         reached = "; ".join(f"{r['model']} {' + '.join(f'{s:,}' for s in r.get('steps', []))}" for r in result.rows)
         out.append(
