@@ -111,9 +111,9 @@ def test_early_stopping_stops_every_rank_at_the_same_step(tmp_path):
 
 @pytest.mark.slow
 def test_a_time_limit_stops_every_rank_at_the_same_step_with_the_same_weights(tmp_path):
-    """Ranks' clocks differ (10 and 11 s per step, limit 95 s): they agree on the time every 10 steps,
-    so they stop together at step 10 (rank 1's clock crossed first), and the cosine read the same
-    time on each, so their weights are equal."""
+    """Ranks' clocks differ (10 and 11 s per step, limit 105 s): they agree on the latest clock every
+    10 steps, so they stop together at step 10, when rank 1's clock (110 s) has crossed and rank 0's
+    (100 s) has not; and the cosine read the same time on each, so their weights are equal."""
     p = run([str(HERE / "ddp_worker.py"), "time-limit", str(tmp_path)], timeout=120)
     assert p.returncode == 0, p.stderr[-3000:]
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))

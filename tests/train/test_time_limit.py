@@ -114,3 +114,19 @@ def test_the_cli_reads_a_time_limit_and_refuses_a_bad_one(capsys):
     assert "duration" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="time_limit"):
         TrainConfig(time_limit=0)
+
+
+def test_an_old_cosine_run_without_a_time_limit_cannot_resume_with_one(moons, tmp_path, monkeypatch):
+    """A checkpoint written before time_limit existed has no such field: it ran without one, and with
+    a cosine schedule a limit added on resume would reshape its learning rates."""
+    import torch
+
+    out = tmp_path / "r"
+    train(moons, out, monkeypatch, steps=3, lr_schedule="cosine")
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=False)
+    del ckpt["train_config"]["time_limit"], ckpt["elapsed"]
+    torch.save(ckpt, out / "checkpoint.pt")
+    with pytest.raises(DeepgenError, match=r"time_limit \(run: None, now: 65"):
+        train(moons, out, monkeypatch, resume=True, steps=3, lr_schedule="cosine", time_limit=65)
+    _, s = train(moons, out, monkeypatch, resume=True, steps=3, lr_schedule="cosine")  # as it ran: fine
+    assert s["steps"] == 3 and "time_limit_reached" not in s

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,8 @@ def run_compare(
     ``time_limit`` T (seconds) also ends each model's training after T seconds of its training
     loop (split evenly between the stages of a multi-stage model): the models then compare at
     equal wall-clock time rather than equal steps, and each row records the steps it reached.
+    Validation during training stays at every quarter of ``steps``, so a run the clock stops early
+    is validated fewer times (always at its last step).
     A cosine schedule decays over the steps or the time, whichever runs out first
     (:class:`~deepgen.train.TrainConfig`).
     """
@@ -102,7 +105,7 @@ def run_compare(
         raise DataError(f"none of the models applies to {spec.name}: " + "; ".join(skipped.values()))
     if jobs < 1:
         raise ConfigError(f"jobs must be >= 1, got {jobs}")
-    if time_limit is not None and not time_limit > 0:
+    if time_limit is not None and not (time_limit > 0 and math.isfinite(time_limit)):
         raise ConfigError(f"time_limit must be > 0 seconds, got {time_limit}")
     jobs = min(jobs, len(models))
     if threads:
@@ -281,9 +284,9 @@ def _measure(
     }
     result["metrics"]["train_time"] = {
         "value": train_s,
-        "label": f"training wall time for {steps} steps (s)"
+        "label": f"training wall time for {steps_done[0]:,} steps (s)"
         if len(stages) == 1
-        else f"training wall time for {len(stages)} stages of {steps} steps each (s)",
+        else f"training wall time for {len(stages)} stages of {' + '.join(f'{s:,}' for s in steps_done)} steps (s)",
     }
     if len(stages) > 1:
         result["stages"] = [_describe(o) for o, _ in stages]

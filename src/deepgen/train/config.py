@@ -44,7 +44,9 @@ class TrainConfig:
     ``time_limit`` T (seconds) ends training at whichever comes first, ``steps`` or T seconds of
     the training loop's wall-clock time (evaluations and checkpoints count; start-up does not;
     the time of a resumed run adds to its earlier time). The step that crosses T is the last:
-    its evaluation and checkpoint still happen, so the run ends a little after T. With the cosine
+    its evaluation and checkpoint still happen, so the run ends a little after T (with
+    ``steps_per_call`` > 1 the call that crosses T is the last; ``compile``'s compilation, in the
+    first step, counts). With the cosine
     schedule the decay follows whichever is further along, the steps or the time, so a run stopped
     by the clock has annealed its learning rate to zero: the budget-aware schedule of Li et al.'s
     budgeted training (arXiv:1905.04753; their budget is iterations, here it may be time). The

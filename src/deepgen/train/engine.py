@@ -418,8 +418,10 @@ class Trainer:
                     stop = False
                     if self.step % STOP_SYNC_EVERY == 0:
                         stop = self._stop_requested = D.any_rank(self._stop_requested, self.dist)
-                        if cfg.time_limit:
+                        if cfg.time_limit:  # every rank's clock moves on to the latest one
                             agreed = D.max_over_ranks(self.elapsed, self.dist)
+                            elapsed0 += agreed - self.elapsed
+                            self.elapsed = agreed
                 else:
                     agreed = self.elapsed
                 self.time_limit_reached = bool(cfg.time_limit) and agreed >= cfg.time_limit

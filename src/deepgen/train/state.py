@@ -174,9 +174,10 @@ def check_resumable(t: Trainer, ckpt: dict) -> None:
     if new.get("lr_schedule") != "constant":
         allowed -= {"steps", "time_limit"}  # the schedule's shape depends on both
     # fields added after a run was written take their defaults, which reproduce the old behaviour
-    diff = [k for k in new if k not in allowed and k in old and old[k] != new[k]]
+    defaults = to_dict(type(t.config)())
+    diff = [k for k in new if k not in allowed and old.get(k, defaults.get(k)) != new[k]]
     if diff:
-        detail = ", ".join(f"{k} (run: {old.get(k)!r}, now: {new[k]!r})" for k in diff)
+        detail = ", ".join(f"{k} (run: {old.get(k, defaults.get(k))!r}, now: {new[k]!r})" for k in diff)
         raise DeepgenError(f"{where}: cannot resume with different settings: {detail}")
     if len(ckpt.get("rng", [])) != t.dist.world_size:
         raise DeepgenError(f"{where}: run used {len(ckpt.get('rng', []))} process(es), now {t.dist.world_size}")
