@@ -129,3 +129,63 @@ def test_cli_patience_prints_the_best_and_eval_reads_best_pt(tmp_path):
     )
     assert p.returncode == 0, p.stderr
     assert f"{out}/eval.json" in p.stdout
+
+
+def test_a_resumed_run_that_stopped_early_takes_no_step(moons, tmp_path):
+    out = tmp_path / "r"
+    train(moons, out, [5.0, 3.0, 4.0, 3.0], patience=2, steps=100)  # stops at step 8
+    # an evaluation would draw from the empty list and fail: the resumed run must not train on
+    _, s = train(moons, out, [], patience=2, steps=100, resume=True)
+    assert (s["steps"], s["start_step"], s["stopped_early"]) == (8, 8, True)
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == 8
+
+
+def test_an_interrupt_does_not_change_when_patience_stops_the_run(moons, tmp_path, monkeypatch):
+    """The evaluation a Ctrl-C makes between evaluation steps is logged but neither counted towards
+    the patience nor written as best.pt, so the resumed run stops where an uninterrupted one does."""
+    from deepgen.train import engine as E
+
+    _, s = train(moons, tmp_path / "a", [5.0, 3.0, 4.0, 4.0], patience=2, steps=100)
+    assert s["steps"] == 8  # uninterrupted: 4.0 at steps 6 and 8 do not beat step 4's 3.0
+
+    out = tmp_path / "b"
+    model = build_model("vae", moons.info, seed=0)
+    values = iter([5.0, 3.0, 2.0])  # steps 2, 4, and 5: the interrupt's, better than the best
+    model.evaluate = lambda x, y=None: {"nll": next(values)}
+    trainer = Trainer(model, moons, cfg(patience=2, steps=100), out, plots=False, quiet=True)
+
+    def clock():  # a Ctrl-C during step 5 (the flag is read at the end of each step)
+        if trainer.step == 4:
+            trainer._stop_requested = True
+        return 0.0
+
+    monkeypatch.setattr(E, "clock", clock)
+    s = trainer.fit()
+    assert (s["steps"], s["interrupted"], s["best_step"]) == (5, True, 4)
+    assert load_checkpoint(out / "best.pt")["step"] == 4
+    monkeypatch.undo()
+    _, s = train(moons, out, [4.0, 4.0], patience=2, steps=100, resume=True)
+    assert (s["steps"], s["stopped_early"], s["best_step"]) == (8, True, 4)
+
+
+def test_overwrite_removes_the_old_checkpoint_before_training(moons, tmp_path):
+    out = tmp_path / "r"
+    train(moons, out, [5.0], steps=2)
+    seen = []
+
+    class Look:
+        def on_start(self, trainer):
+            seen.append(trainer.checkpoint_path.exists())
+
+    model = build_model("vae", moons.info, seed=0)
+    config = cfg(steps=2, eval_every=0)
+    Trainer(model, moons, config, out, plots=False, quiet=True, overwrite=True, callbacks=[Look()]).fit()
+    assert seen == [False]
+
+
+def test_best_tracking_without_validation_data_is_refused_at_the_start(moons, tmp_path):
+    import dataclasses
+
+    data = dataclasses.replace(moons, val=moons.val.with_storage(moons.val.storage[:0]))  # a file with no val split
+    with pytest.raises(ConfigError, match="no validation examples"):
+        train(data, tmp_path / "r", [], keep_best=True)

@@ -130,3 +130,20 @@ def test_an_old_cosine_run_without_a_time_limit_cannot_resume_with_one(moons, tm
         train(moons, out, monkeypatch, resume=True, steps=3, lr_schedule="cosine", time_limit=65)
     _, s = train(moons, out, monkeypatch, resume=True, steps=3, lr_schedule="cosine")  # as it ran: fine
     assert s["steps"] == 3 and "time_limit_reached" not in s
+
+
+def test_an_evaluation_that_uses_up_the_time_makes_its_step_the_last(moons, tmp_path, monkeypatch):
+    """Each evaluation takes 20 s here: the one at step 3 ends past the 35 s limit, so step 3 is the
+    last, evaluated and checkpointed once (not a step 4 with a second evaluation)."""
+    model = build_model("vae", moons.info, seed=0)
+    evaluations = []
+    evaluate = model.evaluate
+    model.evaluate = lambda x, y=None: evaluations.append(trainer.step) or evaluate(x, y)  # per batch
+    cfg = TrainConfig(steps=100, batch_size=32, eval_every=3, log_every=1, ckpt_every=0, progress=False, time_limit=35)
+    trainer = Trainer(model, moons, cfg, tmp_path / "r", plots=False, quiet=True)
+    monkeypatch.setattr(E, "clock", lambda: trainer.step * SECONDS_PER_STEP + 20.0 * len(set(evaluations)))
+    s = trainer.fit()
+    assert (s["steps"], s["time_limit_reached"], s["elapsed"]) == (3, True, 50.0)
+    lines = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines if r["split"] == "val"] == [3]
+    assert (load_checkpoint(tmp_path / "r" / "checkpoint.pt")["step"], sorted(set(evaluations))) == (3, [3])

@@ -236,10 +236,15 @@ def print_summary(s: dict, model, info) -> None:
     run = s["run"]
     rate = s.get("examples_per_s")
     print(f"run: {run}")
+    start = s.get("start_step", 0)
     print(
-        f"  {s['steps']} steps, {s['train_seconds']:.1f} s"
+        f"  {s['steps']} steps"
+        + (f" ({s['steps'] - start} in this session, resumed at step {start})" if start else "")
+        + f", {s['train_seconds']:.1f} s of training"
         + (f", {rate:,.0f} examples/s (last window)" if rate else "")
     )
+    if s.get("time_limit_reached"):
+        print(f"  stopped at the time limit: {s['elapsed']:.1f} s of {s['time_limit']:g} s")
     if "val_nll" in s:
         from deepgen.evaluate import NLL_LABEL
 

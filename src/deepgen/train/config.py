@@ -45,9 +45,12 @@ class TrainConfig:
     the training loop's wall-clock time (evaluations and checkpoints count; start-up does not;
     the time of a resumed run adds to its earlier time). The step that crosses T is the last:
     its evaluation and checkpoint still happen, so the run ends a little after T (with
-    ``steps_per_call`` > 1 the call that crosses T is the last; ``compile``'s compilation, in the
-    first step, counts). With the cosine schedule the decay follows whichever is further along,
-    the steps or the time, so a run stopped by the clock has annealed its learning rate to zero:
+    ``steps_per_call`` > 1 the call that crosses T is the last; an evaluation or checkpoint that
+    crosses T makes its step the last; under DDP the ranks compare clocks every 10 steps, so up
+    to 9 steps more run; ``compile``'s compilation, in the first step, counts). With the cosine
+    schedule the decay follows whichever is further along, the steps or the time (the time
+    counted from the start, the steps from the end of the warm-up), so a run stopped by the clock
+    after its warm-up has annealed its learning rate to zero:
     the budget-aware schedule of Li et al.'s budgeted training (arXiv:1905.04753; their budget is
     iterations, here it may be time). The last step and the learning rates then depend on the
     machine's speed: such a run is not reproducible step for step, as a run to a fixed ``steps`` is.

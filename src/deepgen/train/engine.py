@@ -144,7 +144,8 @@ class Trainer:
 
     # -- public ------------------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
-        """Train to ``config.steps``; returns a summary (final metrics, timings, paths)."""
+        """Train to ``config.steps``, or until the time limit, early stopping (``patience``) or an
+        interrupt ends the run; returns a summary (final metrics, timings, paths)."""
         exists = self.checkpoint_path.exists()
         if not self.resume and not self.overwrite and exists:
             raise DeepgenError(
@@ -230,6 +231,12 @@ class Trainer:
                 f"--compile applies to models trained through loss() (the default train_step); "
                 f"{model.name} has its own train_step"
             )
+        if cfg.tracks_best and len(self.data.val) == 0:
+            what = "--patience" if cfg.patience else "--keep-best"
+            raise ConfigError(
+                f"{what} watches the validation NLL, but the data has no validation examples "
+                "(val_fraction 0?); give it some, or train without it"
+            )
         if cfg.steps_per_call > 1:
             if type(model).train_steps is GenerativeModel.train_steps:
                 raise ConfigError(
@@ -291,6 +298,8 @@ class Trainer:
                 self.ema = EMA(model, cfg.ema_decay)
         if dist.is_main:
             S.check_best_file(self, resumed=ckpt is not None)
+            if ckpt is None and self.checkpoint_path.exists():  # --overwrite: the old run's weights go now,
+                self.checkpoint_path.unlink()  # not at the first new checkpoint (a resume would find them)
         if dist.enabled and default_step:
             self.ddp = D.wrap_ddp(model, dist, ignore=per_rank)
         self.forward_module = self.ddp or model
@@ -374,10 +383,22 @@ class Trainer:
         # latest clock agreed every STOP_SYNC_EVERY steps (each rank must step with the same lr)
         agreed = self.elapsed
         old_handler = self._install_sigint()
-        self.time_limit_reached = bool(cfg.time_limit) and self.elapsed >= cfg.time_limit  # a resumed run's
+        # a resumed run whose time is used up, or that stopped early, takes no more steps
+        self.time_limit_reached = bool(cfg.time_limit) and self.elapsed >= cfg.time_limit
+        self.stopped_early = bool(cfg.patience) and self.best["stale"] >= cfg.patience
+        if main and not self.quiet and self.step < cfg.steps:
+            if self.stopped_early:
+                print(f"the run stopped early at step {self.step}; nothing to train", file=sys.stderr)
+            elif self.time_limit_reached:
+                print(
+                    f"the run used its time limit ({self.elapsed:.1f} of {cfg.time_limit:g} s) at step "
+                    f"{self.step}; nothing to train (a constant --lr-schedule may resume with a longer --time-limit)",
+                    file=sys.stderr,
+                )
+        start_step = self.step
         model.train()
         try:
-            while self.step < cfg.steps and not self.time_limit_reached:
+            while self.step < cfg.steps and not self.time_limit_reached and not self.stopped_early:
                 s = self.step
                 # steps in this call: 1, or with a fused model up to the next step that logs, evaluates,
                 # checkpoints or runs a callback (so those see the same steps as one step per call)
@@ -435,37 +456,49 @@ class Trainer:
                 bad = guard.flush()  # a lagged check resolves before anything is logged or saved
                 if bad:
                     self._diverged(bad[0], "loss", bad[1])
-                if log_now:
-                    rec = D.mean_over_ranks(window.means(), dist)  # the one device sync per window
-                    dt = time.perf_counter() - window_t0
-                    train_time += dt
-                    examples = (self.batches_drawn - window_batches) * cfg.batch_size * dist.world_size
-                    rec["examples_per_s"] = examples / max(dt, 1e-9)
-                    rec["lr"] = next(iter(self.optimizers.values())).param_groups[0]["lr"]
-                    last = rec
-                    if main:
-                        wall = {"wall": self.elapsed} if cfg.time_limit else {}
-                        self._log.write({"step": self.step, "split": "train", **rec, "time": train_time, **wall})
-                        bar.set_postfix(loss=f"{rec['loss']:.4g}", ex_s=f"{rec['examples_per_s']:.0f}")
-                        self._callback("on_log", self.step, rec)
-                    window_batches = self.batches_drawn
-                if eval_now and main:
-                    ev = self.evaluate()
-                    if ev:
-                        self._log.write({"step": self.step, "split": "val", **ev})
-                        last = {**last, **{f"val_{k}": v for k, v in ev.items()}}
-                        self._callback("on_eval", self.step, ev)
-                    if cfg.tracks_best:
-                        S.track_best(self, ev)
-                if eval_now and cfg.patience:
-                    early = self.best["stale"] >= cfg.patience if main else False
-                    self.stopped_early = D.any_rank(early, dist) if dist.enabled else early
-                if ckpt_now or self.stopped_early:
-                    self.elapsed = elapsed0 + clock() - loop_t0  # the evaluation's time too
-                    self.save_checkpoint()
-                for cb in show:
-                    self._run_callback(cb, "on_step", self.step)
-                window_t0 = time.perf_counter()  # evaluation, checkpoints and callbacks are not training time
+                for again in (False, True):
+                    if again:
+                        # The step's evaluation or checkpoint used up the time limit: this step is the
+                        # last, with its evaluation and checkpoint (once each). Under DDP the ranks'
+                        # clocks are compared every STOP_SYNC_EVERY steps instead.
+                        if done or self.stopped_early or not cfg.time_limit or dist.enabled:
+                            break
+                        self.elapsed = agreed = elapsed0 + clock() - loop_t0
+                        if self.elapsed < cfg.time_limit:
+                            break
+                        self.time_limit_reached = done = True
+                        log_now, eval_now, ckpt_now, show = False, not eval_now, True, []
+                    if log_now:
+                        rec = D.mean_over_ranks(window.means(), dist)  # the one device sync per window
+                        dt = time.perf_counter() - window_t0
+                        train_time += dt
+                        examples = (self.batches_drawn - window_batches) * cfg.batch_size * dist.world_size
+                        rec["examples_per_s"] = examples / max(dt, 1e-9)
+                        rec["lr"] = next(iter(self.optimizers.values())).param_groups[0]["lr"]
+                        last = rec
+                        if main:
+                            wall = {"wall": self.elapsed} if cfg.time_limit else {}
+                            self._log.write({"step": self.step, "split": "train", **rec, "time": train_time, **wall})
+                            bar.set_postfix(loss=f"{rec['loss']:.4g}", ex_s=f"{rec['examples_per_s']:.0f}")
+                            self._callback("on_log", self.step, rec)
+                        window_batches = self.batches_drawn
+                    if eval_now and main:
+                        ev = self.evaluate()
+                        if ev:
+                            self._log.write({"step": self.step, "split": "val", **ev})
+                            last = {**last, **{f"val_{k}": v for k, v in ev.items()}}
+                            self._callback("on_eval", self.step, ev)
+                        if cfg.tracks_best and not stop:  # an interrupt's evaluation: resume repeats it
+                            S.track_best(self, ev)
+                    if eval_now and cfg.patience:
+                        early = self.best["stale"] >= cfg.patience if main else False
+                        self.stopped_early = D.any_rank(early, dist) if dist.enabled else early
+                    if ckpt_now or self.stopped_early:
+                        self.elapsed = elapsed0 + clock() - loop_t0  # the evaluation's time too
+                        self.save_checkpoint()
+                    for cb in show:
+                        self._run_callback(cb, "on_step", self.step)
+                    window_t0 = time.perf_counter()  # evaluation, checkpoints and callbacks are not training time
                 if self.stopped_early:
                     if main and not self.quiet:
                         b = self.best
@@ -500,12 +533,13 @@ class Trainer:
         summary = {
             "run": str(self.out),
             "steps": self.step,
-            "train_seconds": train_time,
+            "start_step": start_step,  # where this call began (> 0 when resumed)
+            "train_seconds": train_time,  # this call's training windows (evaluations not counted)
             "interrupted": self._stop_requested,
             **last,
         }
         if cfg.time_limit:
-            summary.update(elapsed=self.elapsed, time_limit_reached=self.time_limit_reached)
+            summary.update(elapsed=self.elapsed, time_limit=cfg.time_limit, time_limit_reached=self.time_limit_reached)
         if cfg.tracks_best:
             summary.update(best_step=self.best["step"], best_val_nll=self.best["nll"], stopped_early=self.stopped_early)
         if ema is not None:  # leave the model holding the weights evaluation and sampling use

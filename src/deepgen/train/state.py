@@ -178,7 +178,12 @@ def check_resumable(t: Trainer, ckpt: dict) -> None:
     diff = [k for k in new if k not in allowed and old.get(k, defaults.get(k)) != new[k]]
     if diff:
         detail = ", ".join(f"{k} (run: {old.get(k, defaults.get(k))!r}, now: {new[k]!r})" for k in diff)
-        raise DeepgenError(f"{where}: cannot resume with different settings: {detail}")
+        why = (
+            " (with a cosine schedule the learning rates depend on steps and time_limit: resume with the run's)"
+            if {"steps", "time_limit"} & set(diff)
+            else ""
+        )
+        raise DeepgenError(f"{where}: cannot resume with different settings: {detail}{why}")
     if len(ckpt.get("rng", [])) != t.dist.world_size:
         raise DeepgenError(f"{where}: run used {len(ckpt.get('rng', []))} process(es), now {t.dist.world_size}")
 
@@ -199,6 +204,12 @@ def restore(t: Trainer, ckpt: dict) -> None:
     t.step = int(ckpt["step"])
     t.batches_drawn = int(ckpt.get("batches_drawn", t.step))
     t.elapsed = float(ckpt.get("elapsed", 0.0))
+    if "elapsed" not in ckpt and t.config.time_limit and t.dist.is_main and not t.quiet:
+        print(
+            f"{t.checkpoint_path} predates time limits: its earlier training time is unknown, so the "
+            "limit counts from now",
+            file=sys.stderr,
+        )
     torch.set_rng_state(ckpt["rng"][rank]["cpu"].cpu())
     cuda_state = ckpt["rng"][rank].get("cuda")
     if cuda_state is not None and device.type == "cuda":
