@@ -217,3 +217,30 @@ def test_standard_normal_base():
     assert base.double().sample(1).dtype == D64
     with pytest.raises(ValueError, match="shape"):
         base.log_prob(torch.zeros(2, 6))
+
+
+@pytest.mark.parametrize(
+    "shape, mask",
+    [
+        ((3,), "half"),
+        ((5,), "half"),
+        ((4,), "half"),
+        ((5,), "alternate"),
+        ((3, 2, 2), "channel"),
+        ((5, 2, 2), "channel"),
+    ],
+)
+def test_the_two_parities_transform_complementary_entries(shape, mask):
+    """Alternating parity transforms every entry exactly once per pair of layers, odd sizes included."""
+    from deepgen.bijectors import AffineCoupling
+
+    torch.manual_seed(0)
+    x = torch.randn(2, *shape)
+    changed = []
+    for parity in (0, 1):
+        layer = AffineCoupling(shape, mask=mask, parity=parity, hidden=(8,), blocks=1, zero_init=False)
+        with torch.no_grad():
+            changed.append((layer(x)[0] != x).all(0))
+    assert changed[0].any() and changed[1].any()
+    assert torch.equal(changed[0] | changed[1], torch.ones(shape, dtype=torch.bool))
+    assert not (changed[0] & changed[1]).any()

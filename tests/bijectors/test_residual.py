@@ -250,3 +250,16 @@ def test_the_block_can_be_copied():
     twin = copy.deepcopy(block)
     x = torch.randn(3, 2, dtype=D64)
     assert torch.equal(block.eval()(x)[0], twin.eval()(x)[0])
+
+
+def test_two_training_forwards_then_one_backward():
+    """The power step updates the stored vectors in place; the graph of the first forward must not
+    hold the buffer itself (an importance-weighted bound calls the flow several times per step)."""
+    layer = SpectralNormLinear(4, 3)
+    x = torch.randn(5, 4)
+    (layer(x).sum() + layer(x).sum()).backward()
+    assert layer.weight.grad is not None and torch.isfinite(layer.weight.grad).all()
+    conv = SpectralNormConv2d(2, 2, 3, padding=1)
+    xc = torch.randn(2, 2, 4, 4)
+    (conv(xc).sum() + conv(xc).sum()).backward()
+    assert torch.isfinite(conv.weight.grad).all()

@@ -72,6 +72,19 @@ def test_image_flows_are_multiscale_with_latents_of_the_data_shape(name):
     assert z.shape == (2, 1, 8, 8)
 
 
+def test_realnvp_uses_channel_couplings_at_a_1x1_last_scale():
+    """4x4 with 3 levels ends at 1x1, where a checkerboard conditions on all or nothing."""
+    from deepgen.bijectors import Coupling
+
+    model = _randomise(_build("realnvp", IMAGE, levels=3), scale=0.1).double().eval()
+    couplings = [m for m in model.bijector.modules() if isinstance(m, Coupling)]
+    at_1x1 = [c for c in couplings if c.shape[1:] == (1, 1)]
+    assert at_1x1 and {c.mask_kind for c in at_1x1} == {"channel"}
+    assert {c.mask_kind for c in couplings if c.shape[1:] != (1, 1)} >= {"checkerboard"}
+    x = 0.05 + 0.9 * torch.rand(3, 1, 4, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    check_bijector(model.bijector, x)
+
+
 def test_too_many_levels_is_a_config_error():
     with pytest.raises(ConfigError, match="levels"):
         _build("realnvp", DataInfo("img", (1, 6, 6), levels=17), levels=4)
@@ -123,6 +136,12 @@ def test_resflow_switches_estimator_with_the_mode():
     assert {b.log_det_mode for b in blocks} == {"roulette"}
     model.eval()
     assert {b.log_det_mode for b in blocks} == {"exact"}
+    # trained with the biased truncated series, a large model still evaluates with the unbiased roulette
+    big = _build("resflow", DataInfo("img", (1, 8, 8), levels=17), train_log_det="series")
+    blocks = [m for m in big.modules() if isinstance(m, ResidualBlock)]
+    assert {b.log_det_mode for b in blocks} == {"series"}
+    big.eval()
+    assert {b.log_det_mode for b in blocks} == {"roulette"}
 
 
 @pytest.mark.parametrize("name", ["nice", "realnvp", "glow", "maf", "iaf", "nsf", "ffjord"])

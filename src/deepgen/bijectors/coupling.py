@@ -14,13 +14,14 @@ need not be invertible; it is zero-initialised at the output, so each layer star
 
 Masks (``mask=``):
 
-* vectors ``(B, D)``: ``"half"`` (the first ``ceil(D/2)`` entries condition, or the last with
-  ``parity=1``) or ``"alternate"`` (even or odd indices);
+* vectors ``(B, D)``: ``"half"`` (the first ``ceil(D/2)`` entries condition, or with ``parity=1``
+  the other ``floor(D/2)``) or ``"alternate"`` (even or odd indices);
 * images ``(B, C, H, W)``: ``"checkerboard"`` (pixels with ``(i + j + parity)`` even condition;
-  RealNVP's spatial mask) or ``"channel"`` (the first half of the channels, or the second with
-  ``parity=1``; RealNVP after a squeeze, and Glow).
+  RealNVP's spatial mask) or ``"channel"`` (the first ``ceil(C/2)`` channels, or with ``parity=1``
+  the other ``floor(C/2)``; RealNVP after a squeeze, and Glow).
 
-Alternate ``parity`` between consecutive layers so every entry is transformed.
+Each mask with ``parity=1`` is the complement of its ``parity=0``: alternate ``parity`` between
+consecutive layers and every entry is transformed, for odd sizes too.
 
 >>> from deepgen.bijectors.transforms import AffineTransform
 >>> c = Coupling((4,), AffineTransform(), hidden=(16,), zero_init=False)
@@ -146,7 +147,8 @@ class Coupling(Bijector):
             d = shape[0]
             idx = torch.arange(d)
             if mask == "half":
-                cond = idx < (d + 1) // 2 if parity == 0 else idx >= d // 2
+                # parity 1 conditions on what parity 0 transforms (for odd D too: every entry is transformed)
+                cond = idx < (d + 1) // 2 if parity == 0 else idx >= (d + 1) // 2
             else:
                 cond = idx % 2 == parity
             if cond.all() or not cond.any():
@@ -166,7 +168,7 @@ class Coupling(Bijector):
             else:
                 if c < 2:
                     raise ValueError(f"a channel mask needs at least 2 channels, got {c}; squeeze first")
-                n_first = (c + 1) // 2 if parity == 0 else c // 2
+                n_first = (c + 1) // 2  # parity 0 conditions on these, parity 1 transforms them
                 self.split = (n_first, c - n_first)
                 c_in, c_out = (n_first, c - n_first) if parity == 0 else (c - n_first, n_first)
             self.c_out = c_out
@@ -220,7 +222,9 @@ class Coupling(Bijector):
         law = self.transform.inverse if inverse else self.transform.forward
         if self.mask_kind == "checkerboard":
             m = self.cond_mask
-            params = self._params(x * m, context, ())
+            # the law runs on every entry; at the conditioning ones with zero parameters, so that a
+            # parameter there that overflows (scale="exp") cannot send NaN through the discarded output
+            params = self._params(x * m, context, ()).masked_fill(m[..., None], 0.0)
             y, ld = law(x, params)
             out = torch.where(m, x, y)
             return out, sum_except_batch(torch.where(m, torch.zeros_like(ld), ld))

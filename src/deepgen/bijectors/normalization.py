@@ -90,9 +90,15 @@ class ActNorm(_PerFeature, Bijector):
         self.loc = nn.Parameter(torch.zeros(self.shape))
         self.log_scale = nn.Parameter(torch.zeros(self.shape))
         self.register_buffer("initialized", torch.tensor(False))
+        # the buffer's value on the host: reading the buffer every forward would wait for the GPU
+        self._initialized = False
 
     def extra_repr(self) -> str:
         return f"shape={self.shape}, eps={self.eps}"
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._initialized = bool(self.initialized)
 
     @torch.no_grad()
     def initialize(self, x: torch.Tensor) -> None:
@@ -102,13 +108,14 @@ class ActNorm(_PerFeature, Bijector):
         self.loc.copy_(mean)
         self.log_scale.copy_(0.5 * torch.log(var + self.eps))
         self.initialized.fill_(True)
+        self._initialized = True
 
     def _log_det(self, x: torch.Tensor) -> torch.Tensor:
         return (self._count(x) * self.log_scale.sum()).expand(x.shape[0])
 
     def forward(self, x, context=None):
         self._check(x)
-        if self.training and not bool(self.initialized):
+        if self.training and not self._initialized:
             self.initialize(x)
         z = (x - self._view(self.loc, x)) * torch.exp(-self._view(self.log_scale, x))
         return z, -self._log_det(x)

@@ -87,7 +87,10 @@ class _SpectralNormalised(nn.Module):
         It is a lower bound of the true norm that power iteration drives up to it; it carries a
         gradient to the weight (the ``u vᵀ`` of spectral normalisation).
         """
-        return torch.linalg.vector_norm(self._apply_weight(self.v))
+        # with a graph, a copy: autograd keeps v for the weight's gradient, and the next training
+        # forward's power step updates the buffer in place (two forwards, then one backward)
+        v = self.v.clone() if torch.is_grad_enabled() else self.v
+        return torch.linalg.vector_norm(self._apply_weight(v))
 
     @torch.no_grad()
     def converge(self, max_iters: int = 1000, tol: float | None = None) -> float:

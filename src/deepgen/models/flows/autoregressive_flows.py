@@ -114,7 +114,8 @@ class NSFConfig:
         score, D passes to sample).
     num_bins: K, the spline's bins (the paper uses 8 on 2-D toys and tabular data).
     bound: B, the splines act on [-B, B]; linear (identity) tails outside.
-    linear: the invertible linear map before each layer (False: reverse the order instead).
+    linear: the invertible linear map before each layer (False: none; the layers alternate which
+        half conditions (couplings) or the order (autoregressive), so every entry is still transformed).
     class_conditional: condition every conditioner on the class label.
     """
 

@@ -93,7 +93,8 @@ class RealNVPConfig:
     levels: image scales (0: as many as the image allows, at most 3). Each scale but the last
         squeezes once, so 28x28 MNIST allows 3 and 8x8 digits 4.
     couplings_per_scale: checkerboard couplings before and channel couplings after each squeeze
-        (3 in the paper; the last scale has one more checkerboard coupling).
+        (3 in the paper; the last scale has one more checkerboard coupling, or channel couplings
+        where it is 1x1).
     scale: how the coupling's raw output becomes its log-scale: softclamp (bounded, default), exp
         (the paper's equation) or sigmoid (Glow's).
     clamp: the bound on each coupling's log-scale with scale=softclamp.
@@ -168,8 +169,10 @@ class RealNVP(Flow):
 
     def _level(self, shape, inner: Bijector | None) -> Bijector:
         k = self.config.couplings_per_scale
-        if inner is None:  # last scale: k + 1 checkerboard couplings
-            return Compose(*(self._coupling(shape, i % 2, "checkerboard") for i in range(k + 1)))
+        if inner is None:  # last scale: k + 1 checkerboard couplings (channel couplings at 1x1, where
+            # a checkerboard would condition on everything or on nothing)
+            mask = "checkerboard" if shape[1] * shape[2] > 1 else "channel"
+            return Compose(*(self._coupling(shape, i % 2, mask) for i in range(k + 1)))
         c, h, w = shape
         squeezed = (4 * c, h // 2, w // 2)
         return Compose(

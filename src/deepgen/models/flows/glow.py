@@ -9,8 +9,8 @@ runs ``steps`` steps of flow and factors out half of the channels, whose prior i
 mean and scale computed from the other half (the *learned prior* of the split; here an affine
 channel coupling just before the factor-out, see :mod:`deepgen.bijectors.reshape`). On vectors
 (the 2-D toys) the same step uses an invertible linear map instead of the 1x1 convolution.
-``coupling="additive"`` gives the paper's additive variant, ``emerging=True`` replaces each 1x1
-convolution by an emerging 3x3 convolution (Hoogeboom et al. 2019, arXiv:1901.11137), which the
+``coupling="additive"`` gives the paper's additive variant, ``emerging=True`` adds an emerging 3x3
+convolution after each 1x1 convolution (Hoogeboom et al. 2019, arXiv:1901.11137), which that
 paper found to improve likelihoods.
 
 Exact density; dequantisation bound in bits/dim on images.

@@ -158,9 +158,11 @@ class ResidualFlow(Flow):
         return Compose(*first, Squeeze(), *second, Factor(2 * c, inner), Inverse(Squeeze()))
 
     def _mode(self, training: bool) -> str:
-        if not training and self.info.dim <= self.config.exact_max_dim:
-            return "exact"
-        return self.config.train_log_det
+        """Training: ``train_log_det``. Evaluation: exact for small examples, else the unbiased
+        roulette estimate (also after training with the biased truncated series)."""
+        if training:
+            return self.config.train_log_det
+        return "exact" if self.info.dim <= self.config.exact_max_dim else "roulette"
 
     def train(self, mode: bool = True):
         """Switch the blocks' log-det estimator with the mode (exact in eval for small examples).
