@@ -139,12 +139,12 @@ def test_deterministic_samplers_follow_the_flow_map_at_their_order(sampler, orde
 
 
 def test_heun_on_the_cosine_schedule_with_timesteps_that_skip_its_last():
-    # the documented remedy for cosine's sigma(T-1) ~ 2e4: explicit timesteps from T-1 - 50 down to 0
-    ts = sampling_timesteps(COSINE, 21)[1:]
+    # the documented remedy for cosine's sigma(T-1) ~ 2e4: start where sigma is under EDM's 80
+    ts = sampling_timesteps(COSINE, 20, "karras", start=990)
     x_T = torch.randn(6, 2, generator=_gen(3), dtype=D)
     a2 = float(COSINE.alpha_bar[int(ts[0])])
     exact = MU + SHARP * (x_T - math.sqrt(a2) * MU) / (a2 * SHARP**2 + 1 - a2).sqrt()
-    assert (heun_sample(gaussian_eps(COSINE), COSINE, x_T, steps=ts) - exact).abs().max() < 0.01  # measured 0.005
+    assert (heun_sample(gaussian_eps(COSINE), COSINE, x_T, steps=ts) - exact).abs().max() < 0.03  # measured 0.023
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # numpy 2 copy= notices from inside diffusers
@@ -244,6 +244,15 @@ def test_sampling_timesteps():
             for spacing in ("uniform", "karras"):
                 ts = sampling_timesteps(sched, steps, spacing)
                 assert len(ts) == steps and ts[0] == 999 and ts[-1] == 0 and (ts[1:] < ts[:-1]).all()
+    # from a later start: the same spacings between start and 0
+    assert sampling_timesteps(LINEAR, 5, start=998).tolist() == [998, 749, 499, 250, 0]
+    assert sampling_timesteps(LINEAR, 1, start=500).tolist() == [500]
+    ts = sampling_timesteps(COSINE, 18, "karras", start=990)
+    assert len(ts) == 18 and ts[0] == 990 and ts[-1] == 0 and (ts[1:] < ts[:-1]).all()
+    with pytest.raises(ConfigError, match="between 1 and 11"):
+        sampling_timesteps(LINEAR, 12, start=10)
+    with pytest.raises(ConfigError, match="start"):
+        sampling_timesteps(LINEAR, 2, start=1000)
     # karras: log-sigma spacing, denser at low noise than uniform timesteps are
     assert sampling_timesteps(LINEAR, 10, "karras")[-2] < sampling_timesteps(LINEAR, 10)[-2]
 
